@@ -1,0 +1,1 @@
+//! berth-oci: a runc-compatible OCI runtime, as a library and a CLI.
