@@ -9,7 +9,7 @@ use super::convert;
 /// architectures this libseccomp knows, every flag of the spec as known and those this
 /// libseccomp and kernel can honour as supported.
 ///
-/// Architectures and flags are found by trying them on a throwaway filter context, which loads
+/// Architectures and flags are found by trying them on throwaway filter contexts, which load
 /// nothing. If libseccomp cannot even create a context, seccomp is reported as disabled.
 pub fn features() -> Seccomp {
     let mut seccomp = Seccomp::default();
@@ -28,7 +28,7 @@ pub fn features() -> Seccomp {
     seccomp.set_archs(Some(
         convert::ARCHS
             .into_iter()
-            .filter(|&arch| probe.add_arch(convert::arch(arch)).is_ok())
+            .filter(|&arch| arch_known(arch))
             .collect(),
     ));
     seccomp.set_known_flags(Some(
@@ -45,6 +45,20 @@ pub fn features() -> Seccomp {
             .collect(),
     ));
     seccomp
+}
+
+/// Whether this libseccomp knows `arch`. Each one is tried alone on an empty context: one filter
+/// cannot mix little- and big-endian architectures, so trying them on the native context would
+/// hide every architecture of the other endianness.
+fn arch_known(arch: oci_spec::runtime::Arch) -> bool {
+    if arch == oci_spec::runtime::Arch::ScmpArchNative {
+        return true;
+    }
+    let Ok(mut ctx) = ScmpFilterContext::new(ScmpAction::Allow) else {
+        return false;
+    };
+    ctx.remove_arch(libseccomp::ScmpArch::Native).is_ok()
+        && ctx.add_arch(convert::arch(arch)).is_ok()
 }
 
 #[cfg(test)]
@@ -66,7 +80,14 @@ mod tests {
         assert_eq!(f.operators().as_ref().unwrap().len(), 7);
         assert_eq!(f.known_flags().as_ref().unwrap().len(), 4);
         let archs = f.archs().as_ref().unwrap();
-        for arch in [Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32] {
+        // Big-endian ones too (s390x, ppc64), which cannot share a filter with x86_64.
+        for arch in [
+            Arch::ScmpArchX86_64,
+            Arch::ScmpArchX86,
+            Arch::ScmpArchX32,
+            Arch::ScmpArchS390x,
+            Arch::ScmpArchPpc64,
+        ] {
             assert!(archs.contains(&arch), "{arch:?} missing from {archs:?}");
         }
         let supported = f.supported_flags().as_ref().unwrap();

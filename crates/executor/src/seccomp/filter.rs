@@ -326,6 +326,27 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn architecture_of_other_endianness_names_its_field() {
+        // libseccomp cannot mix endiannesses in one filter; s390x cannot join x86_64.
+        let err = validate_err(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86","SCMP_ARCH_S390X"]}"#,
+        );
+        assert!(
+            err.starts_with(
+                "linux.seccomp.architectures[1]: architecture SCMP_ARCH_S390X is not supported here: "
+            ),
+            "{err}"
+        );
+    }
+
+    fn validate_err(json: &str) -> String {
+        super::super::validate(&profile(json))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
     fn every_action_compiles() {
         for action in convert::ACTIONS {
             let action = convert::action_name(action);
