@@ -62,9 +62,8 @@ pub fn run(hook: &Hook, state: &serde_json::Value) -> Result<()> {
         if deadline.is_none() {
             break child.wait().map_err(|e| fail(format!("wait: {e}")))?;
         }
-        match child.try_wait().map_err(|e| fail(format!("wait: {e}")))? {
-            Some(status) => break status,
-            None => {}
+        if let Some(status) = child.try_wait().map_err(|e| fail(format!("wait: {e}")))? {
+            break status;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             let _ = child.kill();

@@ -474,7 +474,7 @@ fn update(rt: &Runtime, a: UpdateArgs) -> anyhow::Result<()> {
         }
     };
     if a.memory.is_some() || a.memory_reservation.is_some() || a.memory_swap.is_some() {
-        let mut m = r.memory().clone().unwrap_or_default();
+        let mut m = r.memory().unwrap_or_default();
         if let Some(v) = a.memory {
             m.set_limit(Some(v));
         }
@@ -511,7 +511,7 @@ fn update(rt: &Runtime, a: UpdateArgs) -> anyhow::Result<()> {
         r.set_cpu(Some(c));
     }
     if let Some(v) = a.pids_limit {
-        let mut p = r.pids().clone().unwrap_or_default();
+        let mut p = r.pids().unwrap_or_default();
         p.set_limit(v);
         r.set_pids(Some(p));
     }

@@ -30,9 +30,11 @@ pub struct Runtime {
 pub const DEFAULT_ROOT: &str = "/run/berth-oci";
 
 /// Undo steps of a multi-step operation, run last-in first-out unless the operation succeeds.
+type UndoStep = (&'static str, Box<dyn FnOnce()>);
+
 #[derive(Default)]
 pub struct Cleanup {
-    steps: Vec<(&'static str, Box<dyn FnOnce()>)>,
+    steps: Vec<UndoStep>,
 }
 
 impl Cleanup {

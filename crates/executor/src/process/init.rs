@@ -183,13 +183,14 @@ pub fn run(cfg: &InitConfig<'_>, ch: &Channel) -> Result<Infallible> {
             &hook_state("created"),
         )?;
     }
-    if let Some(f) = seccomp.take() {
-        f.load()?;
-    }
+    // Everything execve needs is built before the filter is loaded.
     let envp: Vec<CString> = env
         .iter()
         .filter_map(|e| CString::new(e.as_bytes()).ok())
         .collect();
+    if let Some(f) = seccomp.take() {
+        f.load()?;
+    }
     let err = sys::execve(&exe, &argv, &envp);
     Err(Error::sys(format!("exec {:?}", exe), err))
 }
