@@ -1,1 +1,3 @@
 //! berth-oci: a runc-compatible OCI runtime, as a library and a CLI.
+
+pub mod cgroups;
