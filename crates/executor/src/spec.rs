@@ -134,7 +134,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
         }
     }
     if let Some(p) = linux.cgroups_path() {
-        crate::cgroups::resolve_path(Some(&p.to_string_lossy()), "x")?;
+        crate::cgroups::resolve_path(Some(&p.to_string_lossy()), "x")
+            .map_err(|e| Error::spec("linux.cgroupsPath", e.to_string()))?;
     }
     if let Some(seccomp) = linux.seccomp() {
         crate::seccomp::validate(seccomp)?;

@@ -6,7 +6,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::LinuxNamespaceType;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxNamespaceType, LinuxResources};
 
 use super::{Cleanup, Runtime};
 use crate::error::{Error, IoContext, Result};
@@ -59,6 +59,12 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<i32> {
     let fifo = dir.join(EXEC_FIFO);
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .map_err(|e| Error::sys(format!("mkfifo {}", fifo.display()), e))?;
+    // The container process opens it after switching to its own user: writable by anyone
+    // (whatever the umask), owned by the container's root.
+    fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .ctx("chmod", &fifo)?;
+    let (root_uid, root_gid) = container_root_ids(spec);
+    std::os::unix::fs::chown(&fifo, Some(root_uid), Some(root_gid)).ctx("chown", &fifo)?;
 
     let linux = spec.linux().as_ref();
     let cgroup_path = crate::cgroups::resolve_path(
@@ -77,7 +83,7 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<i32> {
         let _ = cg.destroy();
     });
     if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
-        cgroup.apply(r)?;
+        cgroup.apply(&with_default_devices(spec, r))?;
     }
 
     let state_dir: OwnedFd = nix::fcntl::open(
@@ -157,6 +163,62 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<i32> {
     }
     cleanup.disarm();
     Ok(pid)
+}
+
+/// Device rules as runc applies them: the spec's rules, then an allow rule for every device node
+/// the spec creates, then the nodes every container needs (null, zero, full, tty, random,
+/// urandom, console, ptmx, pts/*).
+fn with_default_devices(spec: &oci_spec::runtime::Spec, r: &LinuxResources) -> LinuxResources {
+    let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) else {
+        return r.clone();
+    };
+    let mut rules = rules.clone();
+    let rule = |typ, major: Option<i64>, minor: Option<i64>| {
+        let mut d = LinuxDeviceCgroup::default();
+        d.set_allow(true);
+        d.set_typ(Some(typ));
+        d.set_major(major);
+        d.set_minor(minor);
+        d.set_access(Some("rwm".to_owned()));
+        d
+    };
+    let devices = spec.linux().as_ref().and_then(|l| l.devices().as_ref());
+    for d in devices.into_iter().flatten() {
+        rules.push(rule(d.typ(), Some(d.major()), Some(d.minor())));
+    }
+    use LinuxDeviceType::C;
+    for (major, minor) in [
+        (1, Some(3)),
+        (1, Some(5)),
+        (1, Some(7)),
+        (5, Some(0)),
+        (1, Some(8)),
+        (1, Some(9)),
+        (5, Some(1)),
+        (5, Some(2)),
+        (136, None),
+    ] {
+        rules.push(rule(C, Some(major), minor));
+    }
+    let mut r = r.clone();
+    r.set_devices(Some(rules));
+    r
+}
+
+/// Host uid and gid of the container's root user (0 unless a user namespace maps it).
+fn container_root_ids(spec: &oci_spec::runtime::Spec) -> (u32, u32) {
+    let host = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.into_iter()
+            .flatten()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+            .unwrap_or(0)
+    };
+    let linux = spec.linux().as_ref();
+    (
+        host(linux.and_then(|l| l.uid_mappings().as_ref())),
+        host(linux.and_then(|l| l.gid_mappings().as_ref())),
+    )
 }
 
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {

@@ -83,8 +83,12 @@ impl Channel {
     }
 
     /// Child side: report a failure to the runtime (best effort: the runtime may be gone).
+    /// When nobody listens any more (the container was created and `create` exited), the
+    /// error goes to the process's stderr, which is the container's: it lands in its log.
     pub fn report_error(&self, err: &dyn std::fmt::Display) {
-        let _ = self.send(&Message::Error(err.to_string()));
+        if self.send(&Message::Error(err.to_string())).is_err() {
+            eprintln!("berth-oci: container init: {err}");
+        }
     }
 }
 

@@ -123,6 +123,7 @@ pub fn run(cfg: &InitConfig<'_>, ch: &Channel) -> Result<Infallible> {
                 )
             })?;
         }
+        rootfs::protect_paths(spec)?;
         if !no_new_keyring {
             let name = CString::new(format!("_ses.{}", cfg.id)).expect("id has no NUL");
             // Kernels without keyrings (or seccomp profiles forbidding keyctl) are not fatal.

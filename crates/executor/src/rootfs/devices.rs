@@ -57,6 +57,10 @@ pub fn create_default(root: &OwnedFd, spec: &Spec) -> Result<()> {
     }
     let dev = create_in_root(root, Path::new("dev"), true, true)?;
     for &(target, link) in SYMLINKS {
+        // Like runc: /dev/core only where the kernel has /proc/kcore.
+        if link == "dev/core" && !Path::new("/proc/kcore").exists() {
+            continue;
+        }
         let name = Path::new(link).file_name().expect("static name");
         match nix::unistd::symlinkat(target, dev.as_fd(), name) {
             Ok(()) | Err(nix::errno::Errno::EEXIST) => {}

@@ -169,6 +169,18 @@ pub fn finish(spec: &Spec) -> Result<()> {
     {
         mounts::remount_readonly(Path::new("/"), false)?;
     }
+    if let Some(flag) = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(propagation_flag)
+    {
+        sys_mount(None, Path::new("/"), None, flag, None)?;
+    }
+    Ok(())
+}
+
+/// Masked and read-only paths, applied after sysctls and the domain name went through /proc.
+pub fn protect_paths(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
     for p in linux
         .and_then(|l| l.masked_paths().as_ref())
         .into_iter()
@@ -182,12 +194,6 @@ pub fn finish(spec: &Spec) -> Result<()> {
         .flatten()
     {
         readonly_path(Path::new(p))?;
-    }
-    if let Some(flag) = linux
-        .and_then(|l| l.rootfs_propagation().as_deref())
-        .and_then(propagation_flag)
-    {
-        sys_mount(None, Path::new("/"), None, flag, None)?;
     }
     Ok(())
 }

@@ -125,20 +125,84 @@ impl MountOptions {
     }
 }
 
+/// Resolves `rel` inside the root the way RESOLVE_IN_ROOT would (absolute symlinks and `..`
+/// stay under the root), but also through components that do not exist yet, so they can be
+/// created where the symlinks lead (as runc's securejoin does). The result has no symlinks.
+fn resolve_in_root(root: &OwnedFd, rel: &Path) -> Result<PathBuf> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    let mut todo: VecDeque<OsString> = rel.components().map(|c| c.as_os_str().to_owned()).collect();
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        match Path::new(&name).components().next() {
+            Some(Component::ParentDir) => {
+                out.pop();
+                continue;
+            }
+            Some(Component::Normal(_)) => {}
+            _ => continue,
+        }
+        let cand = out.join(&name);
+        let fd = match sys::openat2(
+            root.as_fd(),
+            &cand,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+            sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
+        ) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                out = cand;
+                continue;
+            }
+            Err(e) => return Err(Error::io("open", Path::new("/").join(&cand), e)),
+        };
+        let st = nix::sys::stat::fstat(&fd)
+            .map_err(|e| Error::sys(format!("stat /{}", cand.display()), e))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+            out = cand;
+            continue;
+        }
+        links += 1;
+        if links > 40 {
+            return Err(Error::sys(
+                format!("resolve /{}", rel.display()),
+                std::io::Error::from_raw_os_error(libc::ELOOP),
+            ));
+        }
+        let target = nix::fcntl::readlinkat(&fd, "")
+            .map_err(|e| Error::sys(format!("readlink /{}", cand.display()), e))?;
+        let target = PathBuf::from(target);
+        if target.is_absolute() {
+            out.clear();
+        }
+        for c in target.components().rev() {
+            todo.push_front(c.as_os_str().to_owned());
+        }
+    }
+    Ok(out)
+}
+
 /// Opens `rel` under `root`, creating missing directories on the way and the final entry as a
-/// directory or an empty file. Nothing is ever created or opened outside `root`.
+/// directory or an empty file. Symlinks on the way are followed inside the root; with
+/// `no_symlinks` any symlink is refused instead. Nothing is ever created or opened outside `root`.
 pub(super) fn create_in_root(
     root: &OwnedFd,
     rel: &Path,
     dir: bool,
     no_symlinks: bool,
 ) -> Result<OwnedFd> {
-    let resolve = sys::RESOLVE_IN_ROOT
-        | if no_symlinks {
-            sys::RESOLVE_NO_SYMLINKS
-        } else {
-            0
-        };
+    let resolved;
+    let rel = if no_symlinks {
+        rel
+    } else {
+        resolved = resolve_in_root(root, rel)?;
+        resolved.as_path()
+    };
+    // The path is symlink-free now: a symlink appearing on it is a race, and is refused.
+    let resolve = sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_SYMLINKS;
     if let Ok(fd) = sys::openat2(root.as_fd(), rel, libc::O_PATH, 0, resolve) {
         return Ok(fd);
     }

@@ -29,7 +29,11 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A unique container id for this test process.
 pub fn unique_id(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A bundle directory with a busybox root filesystem and a config close to `runc spec`'s,
@@ -41,11 +45,19 @@ pub struct Bundle {
 
 impl Bundle {
     pub fn new(args: &[&str]) -> Bundle {
-        let dir = tempfile::Builder::new().prefix("berth-bundle-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("berth-bundle-")
+            .tempdir()
+            .expect("tempdir");
         let rootfs = dir.path().join("rootfs");
         for d in ["bin", "etc", "tmp", "proc", "sys", "dev", "root"] {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
+        std::fs::set_permissions(
+            rootfs.join("tmp"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
         std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
         let list = Command::new(BUSYBOX).arg("--list").output().unwrap();
         for applet in String::from_utf8_lossy(&list.stdout).lines() {
@@ -53,7 +65,11 @@ impl Bundle {
                 let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
             }
         }
-        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n").unwrap();
+        std::fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n",
+        )
+        .unwrap();
         std::fs::write(rootfs.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
         let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
         let config = json!({
@@ -98,7 +114,11 @@ impl Bundle {
 
     /// Writes config.json from `self.config`.
     pub fn write(&self) -> &Path {
-        std::fs::write(self.dir.path().join("config.json"), serde_json::to_vec_pretty(&self.config).unwrap()).unwrap();
+        std::fs::write(
+            self.dir.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
         self.dir.path()
     }
 
@@ -107,7 +127,10 @@ impl Bundle {
     }
 
     pub fn add_namespace(&mut self, ns: Value) {
-        self.config["linux"]["namespaces"].as_array_mut().unwrap().push(ns);
+        self.config["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(ns);
     }
 }
 
@@ -123,8 +146,14 @@ impl Root {
     }
 
     pub fn with_runtime(runtime: &str) -> Root {
-        let dir = tempfile::Builder::new().prefix("berth-root-").tempdir().expect("tempdir");
-        Root { dir, runtime: runtime.to_owned() }
+        let dir = tempfile::Builder::new()
+            .prefix("berth-root-")
+            .tempdir()
+            .expect("tempdir");
+        Root {
+            dir,
+            runtime: runtime.to_owned(),
+        }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
@@ -134,16 +163,23 @@ impl Root {
         c
     }
 
-    /// Runs the runtime and returns its output (stdout, stderr, status).
+    /// Runs the runtime and returns its output (stdout, stderr, status). Output goes through
+    /// files, not pipes: a container created here inherits them and may outlive the command.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("spawn runtime")
+        capture(self.cmd(args))
     }
 
     /// Runs and insists on success.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         if !out.status.success() {
-            panic!("{} {:?} failed ({}): {}", self.runtime, args, out.status, String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "{} {:?} failed ({}): {}",
+                self.runtime,
+                args,
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -153,7 +189,10 @@ impl Root {
     }
 
     pub fn status(&self, id: &str) -> String {
-        self.state(id)["status"].as_str().unwrap_or_default().to_owned()
+        self.state(id)["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -171,7 +210,11 @@ impl Drop for Root {
 /// stdout of `run`, with the exit code.
 pub fn run_bundle(root: &Root, bundle: &Bundle, id: &str) -> (i32, String, String) {
     let out = root.run(&["run", "--bundle", bundle.write().to_str().unwrap(), id]);
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Runs `sh -c script` in a default bundle, adjusted by `tweak`; returns (code, stdout, stderr).
@@ -193,7 +236,29 @@ pub fn wait_until(mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// The cgroup v1 pids-controller directory of a cgroup path, if that hierarchy exists here.
-pub fn pids_cgroup_dir(path: &str) -> PathBuf {
-    Path::new("/sys/fs/cgroup/pids").join(path.trim_start_matches('/'))
+/// The cgroup v1 pids-controller directory a container with no cgroupsPath gets.
+pub fn default_cgroup_dir(id: &str) -> PathBuf {
+    let path = berth_executor::cgroups::resolve_path(None, id).expect("cgroup path");
+    Path::new("/sys/fs/cgroup/pids").join(path.strip_prefix("/").unwrap_or(&path))
+}
+
+/// Runs a command with stdout and stderr in temporary files and returns them.
+pub fn capture(mut cmd: Command) -> Output {
+    let out = tempfile::tempfile().expect("tempfile");
+    let err = tempfile::tempfile().expect("tempfile");
+    cmd.stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap());
+    let status = cmd.status().expect("spawn");
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut v).unwrap();
+        v
+    };
+    Output {
+        status,
+        stdout: read(out),
+        stderr: read(err),
+    }
 }
