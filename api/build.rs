@@ -26,6 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .emit_rerun_if_changed(false)
+        // Credentials: lib.rs implements a Debug that redacts them.
+        .skip_debug([".runtime.v1.AuthConfig"])
         .compile_fds(fds)?;
     Ok(())
 }

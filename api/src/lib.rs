@@ -11,6 +11,23 @@ pub mod runtime {
         /// The encoded `FileDescriptorSet` of `runtime/v1/api.proto`.
         pub const FILE_DESCRIPTOR_SET: &[u8] =
             include_bytes!(concat!(env!("OUT_DIR"), "/runtime_v1_descriptor.bin"));
+
+        /// Registry credentials must never reach a log: show only which fields are set.
+        impl std::fmt::Debug for AuthConfig {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                fn redacted(s: &str) -> &'static str {
+                    if s.is_empty() { "" } else { "<redacted>" }
+                }
+                f.debug_struct("AuthConfig")
+                    .field("username", &self.username)
+                    .field("password", &redacted(&self.password))
+                    .field("auth", &redacted(&self.auth))
+                    .field("server_address", &self.server_address)
+                    .field("identity_token", &redacted(&self.identity_token))
+                    .field("registry_token", &redacted(&self.registry_token))
+                    .finish()
+            }
+        }
     }
 }
 
@@ -87,6 +104,22 @@ mod tests {
             .expect("GetContainerEvents");
         assert!(events.server_streaming() && !events.client_streaming());
         assert_eq!(events.input_type(), ".runtime.v1.GetEventsRequest");
+    }
+
+    #[test]
+    fn auth_config_debug_redacts_secrets() {
+        let auth = super::runtime::v1::AuthConfig {
+            username: "alice".into(),
+            password: "hunter2".into(),
+            auth: "YWxpY2U6aHVudGVyMg==".into(),
+            registry_token: "tok".into(),
+            ..Default::default()
+        };
+        let shown = format!("{auth:?}");
+        assert!(shown.contains("alice"), "{shown}");
+        for secret in ["hunter2", "YWxpY2U6aHVudGVyMg==", "\"tok\""] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 
     #[test]
