@@ -115,12 +115,23 @@ fn spawn(dir: &Path, config: &str) -> Child {
         .arg(dir.join("root"))
         .arg("--state")
         .arg(dir.join("run"))
-        .args(["--log-level", "debug"])
+        .args(["--log-level", &log_level(config)])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
         .expect("spawn berthd")
+}
+
+/// Debug logs (to check the call logging) unless the config sets its own level.
+fn log_level(config: &str) -> String {
+    if config.contains("log_level") {
+        // Flags override the file: pass the file's value back.
+        let value: toml::Value = toml::from_str(config).unwrap();
+        value["log_level"].as_str().unwrap().to_string()
+    } else {
+        "debug".to_string()
+    }
 }
 
 /// A CNI config dir holding a bridge conflist, and a bin dir whose plugins are the
@@ -336,6 +347,25 @@ async fn unimplemented_rpcs_say_so_and_name_the_rpc() {
         err.message(),
         "runtime.v1.ImageService/ListImages is not implemented yet"
     );
+}
+
+#[tokio::test]
+async fn requests_up_to_16_mib_are_accepted_and_larger_refused() {
+    let berthd = Berthd::start("log_level = \"info\"");
+    let mut client = berthd.runtime().await;
+    let ok = client
+        .version(VersionRequest {
+            version: "x".repeat(15 << 20),
+        })
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    let err = client
+        .version(VersionRequest {
+            version: "x".repeat(17 << 20),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err:?}");
 }
 
 #[tokio::test]
