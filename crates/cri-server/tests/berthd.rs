@@ -462,6 +462,26 @@ fn sigterm_removes_the_socket_and_exits_zero() {
     assert!(dir.join("run").exists() || !dir.exists());
 }
 
+#[tokio::test]
+async fn sigterm_does_not_wait_for_idle_client_connections() {
+    // The kubelet keeps its connection open; shutdown must not wait out the grace period.
+    let berthd = Berthd::start("");
+    let mut client = berthd.runtime().await;
+    client.version(VersionRequest::default()).await.unwrap();
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || berthd.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    // The connection is gone: a new call fails instead of hanging.
+    assert!(client.version(VersionRequest::default()).await.is_err());
+}
+
 fn is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
