@@ -109,7 +109,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     // One thread: berthd waits on sockets and child processes, and anything CPU-bound
     // (digests, layer unpacking) belongs in spawn_blocking anyway. Measured idle RSS
     // (debug build, this machine): current_thread 11.2 MB, multi_thread 12.4 MB with 2
-    // workers, growing with cores. The executor forks in its own process, never here.
+    // workers, growing with cores. Release build, current_thread: 4.4 MB idle, 6.4 MB
+    // after 16 MiB messages (containerd: 47.6 MB). The executor forks in its own
+    // process, never here.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
