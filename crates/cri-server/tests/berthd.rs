@@ -385,6 +385,40 @@ async fn calls_are_logged_in_a_span_named_for_the_method() {
 }
 
 #[test]
+fn flags_override_the_config_file() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let file_socket = elsewhere.path().join("from-file.sock");
+    // Berthd::start passes --socket; the file's socket must lose.
+    let berthd = Berthd::start(&format!(
+        "socket = {:?}\n",
+        file_socket.display().to_string()
+    ));
+    assert!(berthd.socket().exists());
+    assert!(!file_socket.exists());
+}
+
+#[tokio::test]
+async fn json_log_format_writes_one_json_object_per_line() {
+    let berthd = Berthd::start("log_format = \"json\"\nlog_level = \"debug\"\n");
+    berthd
+        .runtime()
+        .await
+        .version(VersionRequest::default())
+        .await
+        .unwrap();
+    let stderr = berthd.stderr();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["message"] == "response"
+            && l["span"]["method"] == "runtime.v1.RuntimeService/Version"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn unknown_config_key_is_rejected_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = spawn(
