@@ -1,1 +1,525 @@
-fn main() {}
+//! berth-oci: the command line, runc-compatible in verbs, flags, exit codes and output.
+
+mod logging;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use berth_executor::ops::{self, Runtime};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "berth-oci",
+    version,
+    about = "berth's runc-compatible OCI runtime"
+)]
+struct Cli {
+    /// Directory for container state.
+    #[arg(long, global = true, default_value = ops::DEFAULT_ROOT)]
+    root: PathBuf,
+    /// Log file (default: stderr).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true, default_value = "text")]
+    log_format: logging::Format,
+    /// Log at debug level.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// cgroupsPath is in systemd's slice:prefix:name form.
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
+    /// Accepted for runc compatibility; berth-oci detects what it can do.
+    #[arg(long, global = true, hide = true)]
+    rootless: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    /// Bundle directory (holding config.json).
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master when process.terminal is set.
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    /// chroot instead of pivot_root (for ramdisk roots).
+    #[arg(long)]
+    no_pivot: bool,
+    /// Keep the caller's session keyring.
+    #[arg(long)]
+    no_new_keyring: bool,
+    /// Pass descriptors 3..3+N to the container.
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: u32,
+}
+
+impl CreateArgs {
+    fn options(&self) -> ops::create::CreateOptions {
+        ops::create::CreateOptions {
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a container, leaving its process waiting for `start`.
+    Create {
+        id: String,
+        #[command(flatten)]
+        args: CreateArgs,
+    },
+    /// Start a created container's program.
+    Start { id: String },
+    /// Create and start a container; in the foreground, wait for it and return its exit code.
+    Run {
+        id: String,
+        #[command(flatten)]
+        args: CreateArgs,
+        #[arg(short, long)]
+        detach: bool,
+        /// Keep the container's state after it exits.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Print a container's OCI state as JSON.
+    State { id: String },
+    /// Send a signal (name or number, default SIGTERM) to a container.
+    Kill {
+        id: String,
+        signal: Option<String>,
+        /// Signal every process in the container.
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Delete a container.
+    Delete {
+        id: String,
+        /// Kill a running container first.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Run a process in a running container.
+    Exec(ExecArgs),
+    /// List the processes of a container.
+    Ps {
+        id: String,
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// List containers.
+    List {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// Change a container's resource limits.
+    Update(UpdateArgs),
+    /// Print resource statistics (and OOM events) of a container.
+    Events {
+        id: String,
+        /// Print one set of statistics and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Interval between statistics, e.g. 5s.
+        #[arg(long, default_value = "5s")]
+        interval: humantime::Duration,
+    },
+    /// Print the features this runtime supports, as JSON.
+    Features,
+    /// Write a default config.json.
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct ExecArgs {
+    id: String,
+    /// Process JSON file (OCI `process` object); replaces the other process flags.
+    #[arg(short, long)]
+    process: Option<PathBuf>,
+    #[arg(short, long)]
+    tty: bool,
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// uid[:gid]
+    #[arg(short, long)]
+    user: Option<String>,
+    #[arg(short = 'g', long)]
+    additional_gids: Vec<u32>,
+    #[arg(short = 'c', long)]
+    cap: Vec<String>,
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    #[arg(long)]
+    no_new_privs: bool,
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: u32,
+    #[arg(long, hide = true)]
+    process_label: Option<String>,
+    #[arg(long, hide = true)]
+    apparmor: Option<String>,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(Args)]
+struct UpdateArgs {
+    id: String,
+    /// LinuxResources JSON file, or - for stdin.
+    #[arg(short, long)]
+    resources: Option<PathBuf>,
+    #[arg(long)]
+    memory: Option<i64>,
+    #[arg(long)]
+    memory_reservation: Option<i64>,
+    #[arg(long)]
+    memory_swap: Option<i64>,
+    #[arg(long)]
+    cpu_shares: Option<u64>,
+    #[arg(long)]
+    cpu_quota: Option<i64>,
+    #[arg(long)]
+    cpu_period: Option<u64>,
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    #[arg(long)]
+    pids_limit: Option<i64>,
+    #[arg(long)]
+    blkio_weight: Option<u16>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _guard = logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            tracing::error!("{msg}");
+            if !logging::logs_to_stderr() {
+                eprintln!("berth-oci: {msg}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    let rt = Runtime {
+        root: cli.root.clone(),
+        systemd_cgroup: cli.systemd_cgroup,
+    };
+    // Commands that put a process into a container first protect our binary (CVE-2019-5736).
+    if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec(_)) {
+        berth_executor::sealed::ensure_sealed().context("re-exec from a sealed binary")?;
+    }
+    match cli.cmd {
+        Cmd::Create { id, args } => {
+            ops::create::create(&rt, &id, &args.options())?;
+        }
+        Cmd::Start { id } => ops::start::start(&rt, &id)?,
+        Cmd::Run {
+            id,
+            args,
+            detach,
+            keep,
+        } => {
+            let opts = ops::run::RunOptions {
+                create: args.options(),
+                detach,
+                keep,
+            };
+            return Ok(ops::run::run(&rt, &id, &opts)?);
+        }
+        Cmd::State { id } => println!(
+            "{}",
+            serde_json::to_string_pretty(&ops::state::state(&rt, &id)?)?
+        ),
+        Cmd::Kill { id, signal, all } => {
+            let sig = ops::kill::parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
+            ops::kill::kill(&rt, &id, sig, all)?;
+        }
+        Cmd::Delete { id, force } => ops::delete::delete(&rt, &id, force)?,
+        Cmd::Exec(args) => return exec(&rt, args),
+        Cmd::Ps {
+            id,
+            format,
+            ps_args,
+        } => ps(&rt, &id, &format, ps_args)?,
+        Cmd::List { format, quiet } => list(&rt, &format, quiet)?,
+        Cmd::Pause { id } => ops::pause::pause(&rt, &id)?,
+        Cmd::Resume { id } => ops::pause::resume(&rt, &id)?,
+        Cmd::Update(args) => update(&rt, args)?,
+        Cmd::Events {
+            id,
+            stats,
+            interval,
+        } => {
+            if stats {
+                println!("{}", ops::events::stats(&rt, &id)?);
+            } else {
+                ops::events::watch(&rt, &id, Duration::from(interval), |ev| println!("{ev}"))?;
+            }
+        }
+        Cmd::Features => println!(
+            "{}",
+            serde_json::to_string_pretty(&ops::features::features())?
+        ),
+        Cmd::Spec { bundle } => ops::spec::write_default(&bundle)?,
+    }
+    Ok(0)
+}
+
+fn exec(rt: &Runtime, a: ExecArgs) -> anyhow::Result<i32> {
+    let process = match &a.process {
+        Some(path) => {
+            let data = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+            let de = &mut serde_json::Deserializer::from_slice(&data);
+            serde_path_to_error::deserialize(de)
+                .with_context(|| format!("parse {}", path.display()))?
+        }
+        None => {
+            if a.command.is_empty() {
+                bail!("exec needs a command or --process");
+            }
+            let c = berth_executor::state::Container::load(&rt.root, &a.id)?;
+            let mut p = c.record.spec.process().clone().unwrap_or_default();
+            p.set_args(Some(a.command.clone()));
+            p.set_terminal(Some(a.tty));
+            if let Some(cwd) = &a.cwd {
+                p.set_cwd(cwd.clone());
+            }
+            let mut env = p.env().clone().unwrap_or_default();
+            env.extend(a.env.iter().cloned());
+            p.set_env(Some(env));
+            if let Some(u) = &a.user {
+                let mut user = p.user().clone();
+                let (uid, gid) = u
+                    .split_once(':')
+                    .map(|(u, g)| (u, Some(g)))
+                    .unwrap_or((u, None));
+                user.set_uid(
+                    uid.parse()
+                        .with_context(|| format!("--user {u}: uid must be numeric"))?,
+                );
+                if let Some(g) = gid {
+                    user.set_gid(
+                        g.parse()
+                            .with_context(|| format!("--user {u}: gid must be numeric"))?,
+                    );
+                }
+                p.set_user(user);
+            }
+            if !a.additional_gids.is_empty() {
+                let mut user = p.user().clone();
+                user.set_additional_gids(Some(a.additional_gids.clone()));
+                p.set_user(user);
+            }
+            if !a.cap.is_empty() {
+                let mut caps = p.capabilities().clone().unwrap_or_default();
+                for name in &a.cap {
+                    let cap: oci_spec::runtime::Capability = serde_json::from_value(
+                        serde_json::Value::String(name.to_ascii_uppercase()),
+                    )
+                    .with_context(|| format!("--cap {name}: unknown capability"))?;
+                    let add = |set: &Option<oci_spec::runtime::Capabilities>| {
+                        let mut set = set.clone().unwrap_or_default();
+                        set.insert(cap);
+                        Some(set)
+                    };
+                    caps.set_bounding(add(caps.bounding()));
+                    caps.set_effective(add(caps.effective()));
+                    caps.set_permitted(add(caps.permitted()));
+                }
+                p.set_capabilities(Some(caps));
+            }
+            if a.no_new_privs {
+                p.set_no_new_privileges(Some(true));
+            }
+            p
+        }
+    };
+    let opts = ops::exec::ExecOptions {
+        process,
+        detach: a.detach,
+        pid_file: a.pid_file,
+        console_socket: a.console_socket,
+        preserve_fds: a.preserve_fds,
+    };
+    Ok(ops::exec::exec(rt, &a.id, &opts)?)
+}
+
+fn ps(rt: &Runtime, id: &str, format: &str, ps_args: Vec<String>) -> anyhow::Result<()> {
+    let pids = ops::ps::pids(rt, id)?;
+    match format {
+        "json" => println!("{}", serde_json::to_string(&pids)?),
+        "table" => {
+            let args = if ps_args.is_empty() {
+                vec!["-ef".to_owned()]
+            } else {
+                ps_args
+            };
+            let out = std::process::Command::new("ps")
+                .args(&args)
+                .output()
+                .context("run ps")?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut lines = text.lines();
+            let header = lines.next().unwrap_or_default();
+            let col = header
+                .split_whitespace()
+                .position(|h| h == "PID")
+                .context("ps output has no PID column")?;
+            println!("{header}");
+            for line in lines {
+                let pid = line
+                    .split_whitespace()
+                    .nth(col)
+                    .and_then(|p| p.parse::<i32>().ok());
+                if pid.is_some_and(|p| pids.contains(&p)) {
+                    println!("{line}");
+                }
+            }
+        }
+        other => bail!("unknown format {other:?} (table or json)"),
+    }
+    Ok(())
+}
+
+fn list(rt: &Runtime, format: &str, quiet: bool) -> anyhow::Result<()> {
+    let all = ops::list::list(rt)?;
+    if quiet {
+        for c in &all {
+            println!("{}", c["id"].as_str().unwrap_or_default());
+        }
+        return Ok(());
+    }
+    match format {
+        "json" => println!("{}", serde_json::to_string(&all)?),
+        "table" => {
+            println!(
+                "{:<12} {:<10} {:<10} {:<40} {:<32} OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            );
+            for c in &all {
+                let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+                println!(
+                    "{:<12} {:<10} {:<10} {:<40} {:<32} {}",
+                    s("id"),
+                    c["pid"],
+                    s("status"),
+                    s("bundle"),
+                    s("created"),
+                    s("owner")
+                );
+            }
+        }
+        other => bail!("unknown format {other:?} (table or json)"),
+    }
+    Ok(())
+}
+
+fn update(rt: &Runtime, a: UpdateArgs) -> anyhow::Result<()> {
+    use oci_spec::runtime::LinuxResources;
+    let mut r: LinuxResources = match &a.resources {
+        Some(p) => {
+            let mut data = Vec::new();
+            if p.as_os_str() == "-" {
+                std::io::stdin().read_to_end(&mut data)?;
+            } else {
+                data = std::fs::read(p).with_context(|| format!("read {}", p.display()))?;
+            }
+            let de = &mut serde_json::Deserializer::from_slice(&data);
+            serde_path_to_error::deserialize(de).context("parse resources")?
+        }
+        None => {
+            let c = berth_executor::state::Container::load(&rt.root, &a.id)?;
+            c.record
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.resources().clone())
+                .unwrap_or_default()
+        }
+    };
+    if a.memory.is_some() || a.memory_reservation.is_some() || a.memory_swap.is_some() {
+        let mut m = r.memory().unwrap_or_default();
+        if let Some(v) = a.memory {
+            m.set_limit(Some(v));
+        }
+        if let Some(v) = a.memory_reservation {
+            m.set_reservation(Some(v));
+        }
+        if let Some(v) = a.memory_swap {
+            m.set_swap(Some(v));
+        }
+        r.set_memory(Some(m));
+    }
+    if a.cpu_shares.is_some()
+        || a.cpu_quota.is_some()
+        || a.cpu_period.is_some()
+        || a.cpuset_cpus.is_some()
+        || a.cpuset_mems.is_some()
+    {
+        let mut c = r.cpu().clone().unwrap_or_default();
+        if let Some(v) = a.cpu_shares {
+            c.set_shares(Some(v));
+        }
+        if let Some(v) = a.cpu_quota {
+            c.set_quota(Some(v));
+        }
+        if let Some(v) = a.cpu_period {
+            c.set_period(Some(v));
+        }
+        if let Some(v) = &a.cpuset_cpus {
+            c.set_cpus(Some(v.clone()));
+        }
+        if let Some(v) = &a.cpuset_mems {
+            c.set_mems(Some(v.clone()));
+        }
+        r.set_cpu(Some(c));
+    }
+    if let Some(v) = a.pids_limit {
+        let mut p = r.pids().unwrap_or_default();
+        p.set_limit(v);
+        r.set_pids(Some(p));
+    }
+    if let Some(v) = a.blkio_weight {
+        let mut b = r.block_io().clone().unwrap_or_default();
+        b.set_weight(Some(v));
+        r.set_block_io(Some(b));
+    }
+    ops::update::update(rt, &a.id, &r)?;
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! The typed messages the runtime process and the container's init exchange over a socketpair.
+//! Each message is one SOCK_SEQPACKET record holding JSON, so a record is never split or merged.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub enum Message {
+    /// runtime -> child: the child sits in the container's cgroup; go on.
+    Proceed,
+    /// child -> runtime: a new user namespace exists, write its uid/gid maps.
+    MapUsers,
+    /// runtime -> child: the maps are written.
+    UsersMapped,
+    /// child -> runtime: host pid of the container process.
+    Pid(i32),
+    /// runtime -> container process: its host pid and creation time, for hook state.
+    Started { pid: i32, created: String },
+    /// init -> runtime: namespaces and mounts exist; run prestart and createRuntime hooks.
+    RunCreateRuntimeHooks,
+    /// runtime -> init: those hooks ran.
+    HooksDone,
+    /// init -> runtime: set up, waiting for `start`.
+    Ready,
+    /// either side: a step failed; the text says which and why.
+    Error(String),
+}
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+impl Channel {
+    /// A connected pair; both ends are close-on-exec, so a successful execve closes the
+    /// container's end, which is how the runtime learns that exec happened.
+    pub fn pair() -> io::Result<(Channel, Channel)> {
+        let (a, b) = socket::socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        Ok((Channel { fd: a }, Channel { fd: b }))
+    }
+
+    pub fn send(&self, msg: &Message) -> io::Result<()> {
+        let buf = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        socket::send(self.fd.as_raw_fd(), &buf, MsgFlags::MSG_NOSIGNAL)?;
+        Ok(())
+    }
+
+    /// The next message, or None once the other end is closed (the peer exited or exec'd).
+    pub fn recv(&self) -> io::Result<Option<Message>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(0) => return Ok(None),
+                Ok(n) => {
+                    return serde_json::from_slice(&buf[..n])
+                        .map(Some)
+                        .map_err(io::Error::other);
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Waits for one specific message; an Error message or a closed channel becomes an error.
+    pub fn expect(&self, want: Message) -> io::Result<()> {
+        match self.recv()? {
+            Some(m) if m == want => Ok(()),
+            Some(Message::Error(e)) => Err(io::Error::other(e)),
+            Some(m) => Err(io::Error::other(format!("expected {want:?}, got {m:?}"))),
+            None => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("peer exited before sending {want:?}"),
+            )),
+        }
+    }
+
+    /// Child side: report a failure to the runtime (best effort: the runtime may be gone).
+    pub fn report_error(&self, err: &dyn std::fmt::Display) {
+        let _ = self.send(&Message::Error(err.to_string()));
+    }
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

@@ -1,0 +1,181 @@
+//! The runtime side of starting a container process: fork the stage-1 child, place it in the
+//! cgroup, write user namespace maps, and hand back the container process's pid and channel.
+
+use std::fs;
+use std::os::fd::OwnedFd;
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType};
+
+use super::channel::{Channel, Message};
+use super::init::{self, InitConfig};
+use crate::error::{Error, Result};
+use crate::sys::{self, Forked};
+
+/// Namespaces of the container process: joined by descriptor, or created.
+#[derive(Default)]
+pub struct Namespaces {
+    pub join: Vec<(LinuxNamespaceType, OwnedFd)>,
+    pub new: Vec<LinuxNamespaceType>,
+    pub uid_mappings: Vec<LinuxIdMapping>,
+    pub gid_mappings: Vec<LinuxIdMapping>,
+    /// (clock, seconds, nanoseconds) for a new time namespace.
+    pub time_offsets: Vec<(String, i64, u32)>,
+}
+
+pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+/// The container process, forked and waiting at its first handshake step.
+pub struct Spawned {
+    pub pid: i32,
+    pub channel: Channel,
+}
+
+/// Forks the container process. `cgroup` receives it before it does anything.
+pub fn spawn(
+    cfg: &InitConfig<'_>,
+    ns: &Namespaces,
+    cgroup: Option<&crate::cgroups::Cgroup>,
+    created: &str,
+) -> Result<Spawned> {
+    let (parent, child) = Channel::pair().map_err(|e| Error::sys("socketpair", e))?;
+    let stage1 = match sys::fork_with(false).map_err(|e| Error::sys("fork", e))? {
+        Forked::Child => {
+            drop(parent);
+            let code = match stage1(cfg, ns, &child) {
+                Ok(()) => 0,
+                Err(e) => {
+                    child.report_error(&e);
+                    1
+                }
+            };
+            sys::exit_now(code);
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child);
+    let mut init_pid = None;
+    let result = handshake(&parent, stage1, ns, cgroup, created, &mut init_pid);
+    // Stage 1 exits right after reporting the pid (or on failure): reap it either way.
+    if result.is_err() {
+        let _ = sys::kill(stage1, libc::SIGKILL);
+        if let Some(pid) = init_pid {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            let _ = sys::waitpid(pid);
+        }
+    }
+    let _ = sys::waitpid(stage1);
+    result.map(|pid| Spawned {
+        pid,
+        channel: parent,
+    })
+}
+
+fn handshake(
+    ch: &Channel,
+    stage1: i32,
+    ns: &Namespaces,
+    cgroup: Option<&crate::cgroups::Cgroup>,
+    created: &str,
+    init_pid: &mut Option<i32>,
+) -> Result<i32> {
+    if let Some(cg) = cgroup {
+        cg.add_process(stage1)?;
+    }
+    let io = |e: std::io::Error| Error::Init(e.to_string());
+    ch.send(&Message::Proceed).map_err(io)?;
+    loop {
+        match ch.recv().map_err(io)? {
+            Some(Message::MapUsers) => {
+                write_id_map(stage1, "uid_map", &ns.uid_mappings)?;
+                write_id_map(stage1, "gid_map", &ns.gid_mappings)?;
+                ch.send(&Message::UsersMapped).map_err(io)?;
+            }
+            Some(Message::Pid(pid)) => {
+                *init_pid = Some(pid);
+                ch.send(&Message::Started {
+                    pid,
+                    created: created.to_owned(),
+                })
+                .map_err(io)?;
+                return Ok(pid);
+            }
+            Some(Message::Error(e)) => return Err(Error::Init(e)),
+            Some(m) => return Err(Error::Init(format!("unexpected message {m:?}"))),
+            None => return Err(Error::Init("process exited during setup".into())),
+        }
+    }
+}
+
+fn write_id_map(pid: i32, file: &str, maps: &[LinuxIdMapping]) -> Result<()> {
+    let text: String = maps
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect();
+    let path = format!("/proc/{pid}/{file}");
+    fs::write(&path, text).map_err(|e| Error::io("write", path, e))
+}
+
+/// Stage 1: namespaces, then fork the container process as a child of the runtime.
+fn stage1(cfg: &InitConfig<'_>, ns: &Namespaces, ch: &Channel) -> Result<()> {
+    let io = |e: std::io::Error| Error::Init(e.to_string());
+    ch.expect(Message::Proceed).map_err(io)?;
+    // Join the user namespace first (the others belong to it), the mount namespace last (it
+    // changes how paths resolve; all descriptors were opened beforehand anyway).
+    let mut joins: Vec<&(LinuxNamespaceType, OwnedFd)> = ns.join.iter().collect();
+    joins.sort_by_key(|(t, _)| match t {
+        LinuxNamespaceType::User => 0,
+        LinuxNamespaceType::Mount => 2,
+        _ => 1,
+    });
+    for (t, fd) in joins {
+        nix::sched::setns(fd, clone_flag(*t))
+            .map_err(|e| Error::sys(format!("join {t} namespace"), e))?;
+    }
+    if ns.new.contains(&LinuxNamespaceType::User) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| Error::sys("unshare user namespace", e))?;
+        ch.send(&Message::MapUsers).map_err(io)?;
+        ch.expect(Message::UsersMapped).map_err(io)?;
+        sys::setresgid(0).map_err(|e| Error::sys("setresgid 0 in user namespace", e))?;
+        sys::setresuid(0).map_err(|e| Error::sys("setresuid 0 in user namespace", e))?;
+    }
+    let mut flags = CloneFlags::empty();
+    for t in ns.new.iter().filter(|t| **t != LinuxNamespaceType::User) {
+        flags |= clone_flag(*t);
+    }
+    if !flags.is_empty() {
+        nix::sched::unshare(flags).map_err(|e| Error::sys(format!("unshare {flags:?}"), e))?;
+    }
+    if !ns.time_offsets.is_empty() {
+        let text: String = ns
+            .time_offsets
+            .iter()
+            .map(|(c, s, n)| format!("{c} {s} {n}\n"))
+            .collect();
+        fs::write("/proc/self/timens_offsets", text)
+            .map_err(|e| Error::spec("linux.timeOffsets", e.to_string()))?;
+    }
+    match sys::fork_with(true).map_err(|e| Error::sys("fork container process", e))? {
+        Forked::Child => {
+            let e = match init::run(cfg, ch) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            ch.report_error(&e);
+            sys::exit_now(1);
+        }
+        Forked::Parent(pid) => ch.send(&Message::Pid(pid)).map_err(io),
+    }
+}
