@@ -1,0 +1,160 @@
+//! berthd's configuration: built-in defaults, overlaid by a TOML file, overlaid by flags.
+//!
+//! Every key is optional. Unknown keys are rejected with the key named, so a typo never
+//! silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/berth/config.toml";
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The CRI socket.
+    pub socket: PathBuf,
+    /// Persistent state: images, snapshots, pod and container records.
+    pub root: PathBuf,
+    /// Volatile state: shim sockets, netns pins, exit files.
+    pub state: PathBuf,
+    /// A tracing filter: a level (`info`) or directives (`berth_cri_server=debug,info`).
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub cgroup_driver: CgroupDriver,
+    pub cni: CniConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupDriver {
+    Cgroupfs,
+    Systemd,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CniConfig {
+    /// Where network configurations (*.conflist, *.conf, *.json) are read from.
+    pub conf_dir: PathBuf,
+    /// Where plugin binaries are looked up, in order.
+    pub bin_dirs: Vec<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            socket: "/run/berth/berth.sock".into(),
+            root: "/var/lib/berth".into(),
+            state: "/run/berth".into(),
+            log_level: "info".into(),
+            log_format: LogFormat::Text,
+            cgroup_driver: CgroupDriver::Cgroupfs,
+            cni: CniConfig::default(),
+        }
+    }
+}
+
+impl Default for CniConfig {
+    fn default() -> Self {
+        CniConfig {
+            conf_dir: "/etc/cni/net.d".into(),
+            bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
+        }
+    }
+}
+
+impl Config {
+    /// Parses a config file's text. Missing keys take their defaults.
+    pub fn from_toml(text: &str) -> Result<Config> {
+        toml::from_str(text).map_err(|e| Error::Config(e.message().to_string()))
+    }
+
+    /// Loads the config file. With `explicit` false (the default path, not named on the
+    /// command line) a missing file means "all defaults"; a file named explicitly must
+    /// exist.
+    pub fn load(path: &Path, explicit: bool) -> Result<Config> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::from_toml(&text)
+                .map_err(|e| Error::Config(format!("{}: {}", path.display(), strip(e)))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                Ok(Config::default())
+            }
+            Err(e) => Err(Error::io("read config file", path, e)),
+        }
+    }
+}
+
+fn strip(err: Error) -> String {
+    match err {
+        Error::Config(msg) => msg,
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn keys_override_defaults() {
+        let cfg = Config::from_toml(
+            r#"
+            socket = "/tmp/b.sock"
+            log_format = "json"
+            cgroup_driver = "systemd"
+            [cni]
+            bin_dirs = ["/x"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.socket, PathBuf::from("/tmp/b.sock"));
+        assert_eq!(cfg.log_format, LogFormat::Json);
+        assert_eq!(cfg.cgroup_driver, CgroupDriver::Systemd);
+        assert_eq!(cfg.cni.bin_dirs, vec![PathBuf::from("/x")]);
+        assert_eq!(cfg.cni.conf_dir, PathBuf::from("/etc/cni/net.d"));
+        assert_eq!(cfg.root, PathBuf::from("/var/lib/berth"));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let err = Config::from_toml("sockett = \"/x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sockett"), "{err}");
+        let err = Config::from_toml("[cni]\nbin_dir = []")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bin_dir"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        let err = Config::from_toml("cgroup_driver = \"cgroupv3\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cgroupv3"), "{err}");
+    }
+
+    #[test]
+    fn missing_default_file_is_fine_but_explicit_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent.toml");
+        assert_eq!(Config::load(&path, false).unwrap(), Config::default());
+        assert!(Config::load(&path, true).is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! berthd's error type and its one mapping to gRPC status codes.
+
+use std::path::PathBuf;
+
+/// Everything a CRI call can fail with. Variants name the object or path at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{kind} {id} not found")]
+    NotFound { kind: &'static str, id: String },
+
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    #[error("{kind} {id} already exists")]
+    AlreadyExists { kind: &'static str, id: String },
+
+    #[error("failed precondition: {0}")]
+    FailedPrecondition(String),
+
+    #[error("{method} is not implemented yet")]
+    Unimplemented { method: &'static str },
+
+    /// The cause is part of the message (not a `source`), so it is printed once.
+    #[error("{context} {}: {err}", path.display())]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        err: std::io::Error,
+    },
+
+    #[error("config: {0}")]
+    Config(String),
+
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with what was being done and to which path.
+    pub fn io(context: &'static str, path: impl Into<PathBuf>, err: std::io::Error) -> Self {
+        Error::Io {
+            context,
+            path: path.into(),
+            err,
+        }
+    }
+
+    /// The gRPC code this error is reported with.
+    pub fn code(&self) -> tonic::Code {
+        match self {
+            Error::NotFound { .. } => tonic::Code::NotFound,
+            Error::InvalidArgument(_) => tonic::Code::InvalidArgument,
+            Error::AlreadyExists { .. } => tonic::Code::AlreadyExists,
+            Error::FailedPrecondition(_) => tonic::Code::FailedPrecondition,
+            Error::Unimplemented { .. } => tonic::Code::Unimplemented,
+            Error::Io { err, .. } if err.kind() == std::io::ErrorKind::NotFound => {
+                tonic::Code::NotFound
+            }
+            Error::Io { .. } | Error::Config(_) | Error::Internal(_) => tonic::Code::Internal,
+        }
+    }
+}
+
+/// The one place a berthd error becomes a gRPC status.
+pub fn to_status(err: &Error) -> tonic::Status {
+    tonic::Status::new(err.code(), err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_the_variant() {
+        let cases = [
+            (
+                Error::NotFound {
+                    kind: "container",
+                    id: "abc".into(),
+                },
+                tonic::Code::NotFound,
+            ),
+            (
+                Error::InvalidArgument("x".into()),
+                tonic::Code::InvalidArgument,
+            ),
+            (
+                Error::AlreadyExists {
+                    kind: "pod sandbox",
+                    id: "p".into(),
+                },
+                tonic::Code::AlreadyExists,
+            ),
+            (
+                Error::FailedPrecondition("x".into()),
+                tonic::Code::FailedPrecondition,
+            ),
+            (
+                Error::Unimplemented { method: "m" },
+                tonic::Code::Unimplemented,
+            ),
+            (Error::Internal("x".into()), tonic::Code::Internal),
+            (
+                Error::io(
+                    "read",
+                    "/nope",
+                    std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+                ),
+                tonic::Code::Internal,
+            ),
+        ];
+        for (err, code) in cases {
+            assert_eq!(to_status(&err).code(), code, "{err}");
+        }
+    }
+
+    #[test]
+    fn unimplemented_message_names_the_rpc() {
+        let status = to_status(&Error::Unimplemented {
+            method: "runtime.v1.RuntimeService/RunPodSandbox",
+        });
+        assert_eq!(
+            status.message(),
+            "runtime.v1.RuntimeService/RunPodSandbox is not implemented yet"
+        );
+    }
+}
