@@ -145,7 +145,7 @@ impl Container {
         self.dir.join(EXEC_FIFO)
     }
 
-    /// Writes the record atomically: temp file, fsync, rename.
+    /// Writes the record atomically.
     pub fn save(&self) -> Result<()> {
         let path = self.dir.join(STATE_FILE);
         let data =
@@ -214,11 +214,14 @@ impl Container {
     }
 }
 
+/// Writes a file atomically (temp file, rename). No fsync: the state root is volatile (/run),
+/// and a container's record is worthless after a host crash anyway; fsync on a disk-backed
+/// /run costs milliseconds per container.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = fs::File::create(&tmp).ctx("create", &tmp)?;
     f.write_all(data).ctx("write", &tmp)?;
-    f.sync_all().ctx("fsync", &tmp)?;
+    drop(f);
     fs::rename(&tmp, path).ctx("rename", path)
 }
 

@@ -16,6 +16,8 @@ use serde_json::json;
 use support::*;
 
 type R = Result<(), Failed>;
+type Case = (&'static str, fn() -> R);
+type BadBundle = (&'static str, Box<dyn Fn(&mut Bundle)>, &'static str);
 
 fn check(cond: bool, msg: impl Into<String>) -> R {
     if cond { Ok(()) } else { Err(msg.into().into()) }
@@ -43,7 +45,7 @@ fn main() {
     libtest_mimic::run(&args, trials).exit();
 }
 
-fn cases() -> Vec<(&'static str, fn() -> R)> {
+fn cases() -> Vec<Case> {
     vec![
         (
             "run_prints_output_and_returns_exit_code",
@@ -947,7 +949,7 @@ fn missing_executable_fails_create() -> R {
 
 fn bad_bundles_name_the_field_and_leave_nothing() -> R {
     let root = Root::new();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Bundle)>, &str)> = vec![
+    let cases: Vec<BadBundle> = vec![
         (
             "missing rootfs",
             Box::new(|b: &mut Bundle| b.config["root"]["path"] = json!("nope")),

@@ -154,6 +154,22 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Moves the calling process into the cgroup in every hierarchy. The caller must be
+    /// single-threaded. On v1 this writes "0" to each hierarchy's `tasks` file: moving only the
+    /// calling thread lets the kernel skip the global threadgroup lock, whose RCU grace period
+    /// costs about 20 ms per migration on these machines (cgroup.procs always takes it).
+    pub fn join_self(&self) -> Result<()> {
+        match &self.kind {
+            Kind::V1 { .. } => {
+                for dir in self.distinct_dirs() {
+                    fs::write(dir, "tasks", "0")?;
+                }
+                Ok(())
+            }
+            Kind::V2 { dir, .. } => fs::write(dir, "cgroup.procs", "0"),
+        }
+    }
+
     /// The directory whose cgroup.procs tells membership (v1: pids, memory, freezer, ...).
     fn membership_dir(&self) -> Result<&Path> {
         match &self.kind {

@@ -9,8 +9,6 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum Message {
-    /// runtime -> child: the child sits in the container's cgroup; go on.
-    Proceed,
     /// child -> runtime: a new user namespace exists, write its uid/gid maps.
     MapUsers,
     /// runtime -> child: the maps are written.

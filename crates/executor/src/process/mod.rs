@@ -7,7 +7,7 @@
 //!                                 └──► container process (I), P's child: pid 1 of a new pid
 //!                                      namespace when there is one; sets up and execs
 //! ```
-//! P places C in the container's cgroup before C does anything, so every descendant lands
+//! C moves itself into the container's cgroup before anything else, so every descendant lands
 //! there and a new cgroup namespace is rooted at it.
 
 pub mod channel;

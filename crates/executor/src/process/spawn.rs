@@ -42,7 +42,7 @@ pub struct Spawned {
     pub channel: Channel,
 }
 
-/// Forks the container process. `cgroup` receives it before it does anything.
+/// Forks the container process. It joins `cgroup` before it does anything else.
 pub fn spawn(
     cfg: &InitConfig<'_>,
     ns: &Namespaces,
@@ -53,7 +53,7 @@ pub fn spawn(
     let stage1 = match sys::fork_with(false).map_err(|e| Error::sys("fork", e))? {
         Forked::Child => {
             drop(parent);
-            let code = match stage1(cfg, ns, &child) {
+            let code = match stage1(cfg, ns, cgroup, &child) {
                 Ok(()) => 0,
                 Err(e) => {
                     child.report_error(&e);
@@ -66,7 +66,7 @@ pub fn spawn(
     };
     drop(child);
     let mut init_pid = None;
-    let result = handshake(&parent, stage1, ns, cgroup, created, &mut init_pid);
+    let result = handshake(&parent, stage1, ns, created, &mut init_pid);
     // Stage 1 exits right after reporting the pid (or on failure): reap it either way.
     if result.is_err() {
         let _ = sys::kill(stage1, libc::SIGKILL);
@@ -86,15 +86,10 @@ fn handshake(
     ch: &Channel,
     stage1: i32,
     ns: &Namespaces,
-    cgroup: Option<&crate::cgroups::Cgroup>,
     created: &str,
     init_pid: &mut Option<i32>,
 ) -> Result<i32> {
-    if let Some(cg) = cgroup {
-        cg.add_process(stage1)?;
-    }
     let io = |e: std::io::Error| Error::Init(e.to_string());
-    ch.send(&Message::Proceed).map_err(io)?;
     loop {
         match ch.recv().map_err(io)? {
             Some(Message::MapUsers) => {
@@ -128,9 +123,19 @@ fn write_id_map(pid: i32, file: &str, maps: &[LinuxIdMapping]) -> Result<()> {
 }
 
 /// Stage 1: namespaces, then fork the container process as a child of the runtime.
-fn stage1(cfg: &InitConfig<'_>, ns: &Namespaces, ch: &Channel) -> Result<()> {
+fn stage1(
+    cfg: &InitConfig<'_>,
+    ns: &Namespaces,
+    cgroup: Option<&crate::cgroups::Cgroup>,
+    ch: &Channel,
+) -> Result<()> {
     let io = |e: std::io::Error| Error::Init(e.to_string());
-    ch.expect(Message::Proceed).map_err(io)?;
+    // Into the cgroup first, before any namespace: every descendant is born there, and a new
+    // cgroup namespace is rooted at it. This process is single-threaded, so it moves itself
+    // (the cheap path: see Cgroup::join_self).
+    if let Some(cg) = cgroup {
+        cg.join_self()?;
+    }
     // Join the user namespace first (the others belong to it), the mount namespace last (it
     // changes how paths resolve; all descriptors were opened beforehand anyway).
     let mut joins: Vec<&(LinuxNamespaceType, OwnedFd)> = ns.join.iter().collect();
