@@ -220,6 +220,15 @@ struct UpdateArgs {
 }
 
 fn main() -> ExitCode {
+    // Commands that put a process into a container first re-exec from a sealed copy of this
+    // binary (CVE-2019-5736). That happens before anything else, so the unsealed process does
+    // no work that the sealed one repeats.
+    if may_enter_container(std::env::args_os().skip(1)) {
+        if let Err(e) = berth_executor::sealed::ensure_sealed() {
+            eprintln!("berth-oci: re-exec from a sealed binary: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let cli = Cli::parse();
     let _guard = logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
     match dispatch(cli) {
@@ -235,15 +244,51 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether the command line may run create, run or exec: anything but a command known not to
+/// enter a container (so an unexpected spelling errs on the sealed side).
+fn may_enter_container(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    const VALUE_FLAGS: &[&str] = &["--root", "--log", "--log-format", "--rootless"];
+    const SAFE: &[&str] = &[
+        "state",
+        "start",
+        "kill",
+        "delete",
+        "ps",
+        "list",
+        "pause",
+        "resume",
+        "update",
+        "events",
+        "features",
+        "spec",
+        "help",
+        "--help",
+        "-h",
+        "--version",
+        "-V",
+    ];
+    let mut skip_value = false;
+    for arg in args {
+        let Some(arg) = arg.to_str() else { return true };
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if VALUE_FLAGS.contains(&arg) {
+            skip_value = true;
+        } else if arg.starts_with('-') && !SAFE.contains(&arg) {
+            continue;
+        } else {
+            return !SAFE.contains(&arg);
+        }
+    }
+    true
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let rt = Runtime {
         root: cli.root.clone(),
         systemd_cgroup: cli.systemd_cgroup,
     };
-    // Commands that put a process into a container first protect our binary (CVE-2019-5736).
-    if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec(_)) {
-        berth_executor::sealed::ensure_sealed().context("re-exec from a sealed binary")?;
-    }
     match cli.cmd {
         Cmd::Create { id, args } => {
             ops::create::create(&rt, &id, &args.options())?;
@@ -522,4 +567,28 @@ fn update(rt: &Runtime, a: UpdateArgs) -> anyhow::Result<()> {
     }
     ops::update::update(rt, &a.id, &r)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_enter_container;
+
+    fn check(line: &str) -> bool {
+        may_enter_container(line.split_whitespace().map(Into::into))
+    }
+
+    #[test]
+    fn only_commands_known_not_to_enter_a_container_skip_sealing() {
+        assert!(check("run x"));
+        assert!(check("--root /a/state create --bundle b x"));
+        assert!(check("--debug exec -t x sh"));
+        assert!(
+            check("--root state run x"),
+            "a flag value named like a safe command"
+        );
+        assert!(check("frobnicate"), "unknown commands are sealed too");
+        assert!(!check("--root /r state x"));
+        assert!(!check("--log=/l kill x 9"));
+        assert!(!check("--version"));
+    }
 }

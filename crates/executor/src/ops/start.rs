@@ -24,6 +24,9 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     )
     .map_err(|e| Error::sys(format!("open {}", fifo_path.display()), e))?;
     let pidfd = crate::sys::pidfd_open(c.record.pid).map_err(|e| Error::sys("pidfd_open", e))?;
+    // The container process writes one byte once startContainer hooks ran, and its end closes
+    // when it execs the program (or dies).
+    let mut got_byte = false;
     loop {
         let mut fds = [
             PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
@@ -39,7 +42,8 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
         if fifo_ready {
             let mut b = [0u8; 1];
             match nix::unistd::read(&fifo, &mut b) {
-                Ok(1) => break,
+                Ok(1) => got_byte = true,
+                Ok(_) if got_byte => break,
                 Err(nix::errno::Errno::EAGAIN) => {}
                 _ => {
                     return Err(Error::Init(format!(
@@ -47,8 +51,10 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
                     )));
                 }
             }
-        }
-        if died && !fifo_ready {
+        } else if died {
+            if got_byte {
+                break;
+            }
             return Err(Error::Init(format!(
                 "container {id}: process exited before start"
             )));

@@ -164,10 +164,14 @@ pub fn run(cfg: &InitConfig<'_>, ch: &Channel) -> Result<Infallible> {
     // ones closes at execve (CVE-2024-21626).
     sys::cloexec_from(3 + cfg.preserve_fds).map_err(|e| Error::sys("close_range", e))?;
 
+    let mut exec_fifo = None;
     if let Role::Init { state_dir, .. } = &cfg.role {
         ch.send(&Message::Ready)
             .map_err(|e| Error::Init(e.to_string()))?;
-        // Blocks until `start` opens the other end.
+        // Blocks until `start` opens the other end. startContainer hooks run as part of start,
+        // before the byte that tells start they are done; the descriptor then stays open until
+        // execve closes it (close-on-exec), which is how start knows the program runs and
+        // poststart hooks may follow, in the order the spec gives.
         let fifo = nix::fcntl::openat(
             state_dir.as_fd(),
             crate::state::EXEC_FIFO,
@@ -175,14 +179,14 @@ pub fn run(cfg: &InitConfig<'_>, ch: &Channel) -> Result<Infallible> {
             nix::sys::stat::Mode::empty(),
         )
         .map_err(|e| Error::sys("open exec fifo", e))?;
-        nix::unistd::write(&fifo, b"0").map_err(|e| Error::sys("write exec fifo", e))?;
-        drop(fifo);
         hooks::run_all(
             spec.hooks()
                 .as_ref()
                 .and_then(|h| h.start_container().as_ref()),
             &hook_state("created"),
         )?;
+        nix::unistd::write(&fifo, b"0").map_err(|e| Error::sys("write exec fifo", e))?;
+        exec_fifo = Some(fifo);
     }
     // Everything execve needs is built before the filter is loaded.
     let envp: Vec<CString> = env
@@ -193,6 +197,7 @@ pub fn run(cfg: &InitConfig<'_>, ch: &Channel) -> Result<Infallible> {
         f.load()?;
     }
     let err = sys::execve(&exe, &argv, &envp);
+    drop(exec_fifo);
     Err(Error::sys(format!("exec {:?}", exe), err))
 }
 

@@ -43,14 +43,129 @@ pub struct Spawned {
 }
 
 /// Forks the container process. It joins `cgroup` before it does anything else.
+///
+/// Most containers take the direct path: one clone with the new namespaces' flags, the child
+/// joins its cgroup and the namespaces it shares, and goes on. A stage-1 child is needed only
+/// when the container process has to be born into namespaces that the calling process cannot
+/// create or enter for its child with clone alone: a new user namespace (the cgroup must be
+/// joined and shared namespaces entered before it exists, and its id maps written from
+/// outside), an existing pid namespace, or a new time namespace (offsets are set between
+/// unshare and the first child).
 pub fn spawn(
     cfg: &InitConfig<'_>,
     ns: &Namespaces,
     cgroup: Option<&crate::cgroups::Cgroup>,
     created: &str,
 ) -> Result<Spawned> {
+    let needs_stage1 = ns.new.contains(&LinuxNamespaceType::User)
+        || ns.new.contains(&LinuxNamespaceType::Time)
+        || ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Pid);
+    if needs_stage1 {
+        spawn_two_stage(cfg, ns, cgroup, created)
+    } else {
+        spawn_direct(cfg, ns, cgroup, created)
+    }
+}
+
+fn spawn_direct(
+    cfg: &InitConfig<'_>,
+    ns: &Namespaces,
+    cgroup: Option<&crate::cgroups::Cgroup>,
+    created: &str,
+) -> Result<Spawned> {
     let (parent, child) = Channel::pair().map_err(|e| Error::sys("socketpair", e))?;
-    let stage1 = match sys::fork_with(false).map_err(|e| Error::sys("fork", e))? {
+    // Born in the new namespaces, except the cgroup one: it is rooted where the process is
+    // when it is created, so it comes after joining the cgroup.
+    let mut flags = CloneFlags::empty();
+    for t in ns.new.iter().filter(|t| **t != LinuxNamespaceType::Cgroup) {
+        flags |= clone_flag(*t);
+    }
+    match sys::clone_process(flags.bits()).map_err(|e| Error::sys("clone", e))? {
+        Forked::Child => {
+            drop(parent);
+            let e = match enter(ns, cgroup, CloneFlags::CLONE_NEWCGROUP, &child)
+                .and_then(|()| init::run(cfg, &child))
+            {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            child.report_error(&e);
+            sys::exit_now(1);
+        }
+        Forked::Parent(pid) => {
+            drop(child);
+            let started = Message::Started {
+                pid,
+                created: created.to_owned(),
+            };
+            if let Err(e) = parent.send(&started) {
+                let _ = sys::kill(pid, libc::SIGKILL);
+                let _ = sys::waitpid(pid);
+                return Err(Error::Init(e.to_string()));
+            }
+            Ok(Spawned {
+                pid,
+                channel: parent,
+            })
+        }
+    }
+}
+
+/// Joins the cgroup, then the shared namespaces, then unshares `unshare` among the new ones.
+fn enter(
+    ns: &Namespaces,
+    cgroup: Option<&crate::cgroups::Cgroup>,
+    unshare: CloneFlags,
+    ch: &Channel,
+) -> Result<()> {
+    let io = |e: std::io::Error| Error::Init(e.to_string());
+    // Into the cgroup first, before any namespace: every descendant is born there, and a new
+    // cgroup namespace is rooted at it. This process is single-threaded, so it moves itself
+    // (the cheap path: see Cgroup::join_self).
+    if let Some(cg) = cgroup {
+        cg.join_self()?;
+    }
+    // Join the user namespace first (the others belong to it), the mount namespace last (it
+    // changes how paths resolve; all descriptors were opened beforehand anyway).
+    let mut joins: Vec<&(LinuxNamespaceType, OwnedFd)> = ns.join.iter().collect();
+    joins.sort_by_key(|(t, _)| match t {
+        LinuxNamespaceType::User => 0,
+        LinuxNamespaceType::Mount => 2,
+        _ => 1,
+    });
+    for (t, fd) in joins {
+        nix::sched::setns(fd, clone_flag(*t))
+            .map_err(|e| Error::sys(format!("join {t} namespace"), e))?;
+    }
+    if unshare.contains(CloneFlags::CLONE_NEWUSER) && ns.new.contains(&LinuxNamespaceType::User) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| Error::sys("unshare user namespace", e))?;
+        ch.send(&Message::MapUsers).map_err(io)?;
+        ch.expect(Message::UsersMapped).map_err(io)?;
+        sys::setresgid(0).map_err(|e| Error::sys("setresgid 0 in user namespace", e))?;
+        sys::setresuid(0).map_err(|e| Error::sys("setresuid 0 in user namespace", e))?;
+    }
+    let mut flags = CloneFlags::empty();
+    for t in &ns.new {
+        let f = clone_flag(*t);
+        if unshare.contains(f) && f != CloneFlags::CLONE_NEWUSER {
+            flags |= f;
+        }
+    }
+    if !flags.is_empty() {
+        nix::sched::unshare(flags).map_err(|e| Error::sys(format!("unshare {flags:?}"), e))?;
+    }
+    Ok(())
+}
+
+fn spawn_two_stage(
+    cfg: &InitConfig<'_>,
+    ns: &Namespaces,
+    cgroup: Option<&crate::cgroups::Cgroup>,
+    created: &str,
+) -> Result<Spawned> {
+    let (parent, child) = Channel::pair().map_err(|e| Error::sys("socketpair", e))?;
+    let stage1 = match sys::clone_process(0).map_err(|e| Error::sys("fork", e))? {
         Forked::Child => {
             drop(parent);
             let code = match stage1(cfg, ns, cgroup, &child) {
@@ -122,7 +237,8 @@ fn write_id_map(pid: i32, file: &str, maps: &[LinuxIdMapping]) -> Result<()> {
     fs::write(&path, text).map_err(|e| Error::io("write", path, e))
 }
 
-/// Stage 1: namespaces, then fork the container process as a child of the runtime.
+/// Stage 1: cgroup, namespaces, time offsets, then fork the container process as a child of
+/// the runtime (CLONE_PARENT).
 fn stage1(
     cfg: &InitConfig<'_>,
     ns: &Namespaces,
@@ -130,39 +246,7 @@ fn stage1(
     ch: &Channel,
 ) -> Result<()> {
     let io = |e: std::io::Error| Error::Init(e.to_string());
-    // Into the cgroup first, before any namespace: every descendant is born there, and a new
-    // cgroup namespace is rooted at it. This process is single-threaded, so it moves itself
-    // (the cheap path: see Cgroup::join_self).
-    if let Some(cg) = cgroup {
-        cg.join_self()?;
-    }
-    // Join the user namespace first (the others belong to it), the mount namespace last (it
-    // changes how paths resolve; all descriptors were opened beforehand anyway).
-    let mut joins: Vec<&(LinuxNamespaceType, OwnedFd)> = ns.join.iter().collect();
-    joins.sort_by_key(|(t, _)| match t {
-        LinuxNamespaceType::User => 0,
-        LinuxNamespaceType::Mount => 2,
-        _ => 1,
-    });
-    for (t, fd) in joins {
-        nix::sched::setns(fd, clone_flag(*t))
-            .map_err(|e| Error::sys(format!("join {t} namespace"), e))?;
-    }
-    if ns.new.contains(&LinuxNamespaceType::User) {
-        nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
-            .map_err(|e| Error::sys("unshare user namespace", e))?;
-        ch.send(&Message::MapUsers).map_err(io)?;
-        ch.expect(Message::UsersMapped).map_err(io)?;
-        sys::setresgid(0).map_err(|e| Error::sys("setresgid 0 in user namespace", e))?;
-        sys::setresuid(0).map_err(|e| Error::sys("setresuid 0 in user namespace", e))?;
-    }
-    let mut flags = CloneFlags::empty();
-    for t in ns.new.iter().filter(|t| **t != LinuxNamespaceType::User) {
-        flags |= clone_flag(*t);
-    }
-    if !flags.is_empty() {
-        nix::sched::unshare(flags).map_err(|e| Error::sys(format!("unshare {flags:?}"), e))?;
-    }
+    enter(ns, cgroup, CloneFlags::from_bits_retain(!0), ch)?;
     if !ns.time_offsets.is_empty() {
         let text: String = ns
             .time_offsets
@@ -172,7 +256,9 @@ fn stage1(
         fs::write("/proc/self/timens_offsets", text)
             .map_err(|e| Error::spec("linux.timeOffsets", e.to_string()))?;
     }
-    match sys::fork_with(true).map_err(|e| Error::sys("fork container process", e))? {
+    match sys::clone_process(libc::CLONE_PARENT)
+        .map_err(|e| Error::sys("fork container process", e))?
+    {
         Forked::Child => {
             let e = match init::run(cfg, ch) {
                 Ok(never) => match never {},

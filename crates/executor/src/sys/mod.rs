@@ -21,24 +21,18 @@ fn cstring(path: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
-/// What `fork_with` returns in the parent.
+/// What `clone_process` returns.
 pub enum Forked {
     Parent(libc::pid_t),
     Child,
 }
 
-/// Forks the calling process with the raw clone system call.
-///
-/// `parent_of_caller` asks for CLONE_PARENT: the new process becomes a sibling of the caller
-/// (a child of the caller's parent), which lets an intermediate process hand the container init
-/// straight to the process that waits for it.
-pub fn fork_with(parent_of_caller: bool) -> io::Result<Forked> {
-    let mut flags = libc::SIGCHLD as libc::c_ulong;
-    if parent_of_caller {
-        flags |= libc::CLONE_PARENT as libc::c_ulong;
-        // CLONE_PARENT children report to the caller's parent; the exit signal must be SIGCHLD
-        // there as well, which it is.
-    }
+/// Forks the calling process with the raw clone system call. `flags` may add CLONE_PARENT (the
+/// new process becomes a sibling of the caller, so an intermediate process can hand the
+/// container process straight to the one that waits for it) and CLONE_NEW* namespace flags
+/// (the child is born in new namespaces; the caller's stay as they are).
+pub fn clone_process(flags: libc::c_int) -> io::Result<Forked> {
+    let flags = (flags | libc::SIGCHLD) as libc::c_ulong;
     // SAFETY: clone without CLONE_VM and with a NULL stack behaves like fork(2): the child gets a
     // copy-on-write copy of the address space and continues on its copy of the current stack.
     // The executor is single-threaded whenever it forks (no tokio, no thread is ever spawned),
