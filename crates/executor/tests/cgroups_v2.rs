@@ -1,10 +1,10 @@
 //! Root tests of the cgroup layer on a pure cgroup v2 host. This project's machines are hybrid,
 //! so they run in a VM:
 //!
-//!     hack/vm/test-cgroup-v2            (what CI runs; builds, then boots the VM)
+//!     hack/vm/test-v2            (what CI runs; builds, then boots the VM)
 //!
 //! Elsewhere (not root, not pure v2) every test is reported *ignored* with the reason, except
-//! when BERTH_REQUIRE_CGROUP_V2 is set (hack/vm/test-cgroup-v2 sets it inside the VM): then a
+//! when BERTH_REQUIRE_CGROUP_V2 is set (hack/vm/test-v2 sets it inside the VM): then a
 //! missing prerequisite is a failure. Plain CI runs on the hybrid host, where these are ignored
 //! and the VM run is what covers them.
 
@@ -23,7 +23,7 @@ fn prerequisites() -> Result<Layout, String> {
     }
     let layout = Layout::detect().map_err(|e| e.to_string())?;
     let Layout::V2 { root } = &layout else {
-        return Err("host is not pure cgroup v2 (run hack/vm/test-cgroup-v2)".into());
+        return Err("host is not pure cgroup v2 (run hack/vm/test-v2)".into());
     };
     let ctrls = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
     for c in ["cpu", "memory", "pids"] {

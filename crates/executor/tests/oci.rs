@@ -174,6 +174,28 @@ fn cases() -> Vec<Case> {
         ("features_and_spec_commands", features_and_spec_commands),
         ("list_and_ps", list_and_ps),
         ("differential_against_runc", differential_against_runc),
+        (
+            "cgroup_limits_visible_in_container",
+            cgroup_limits_visible_in_container,
+        ),
+        (
+            "cgroup_pids_limit_stops_forks",
+            cgroup_pids_limit_stops_forks,
+        ),
+        (
+            "cgroup_memory_limit_oom_kill_reported_by_events",
+            cgroup_memory_limit_oom_kill_reported_by_events,
+        ),
+        (
+            "cgroup_devices_rules_deny_and_allow_mknod",
+            cgroup_devices_rules_deny_and_allow_mknod,
+        ),
+        ("update_changes_limits", update_changes_limits),
+        ("events_stats_report_usage", events_stats_report_usage),
+        (
+            "scheduler_ioprio_personality_affinity_applied",
+            scheduler_ioprio_personality_affinity_applied,
+        ),
     ]
 }
 
@@ -344,7 +366,7 @@ fn ns_id(pid: &str, ns: &str) -> String {
 
 fn ipc_and_cgroup_namespaces_are_new() -> R {
     let (code, out, err) = sh(
-        "readlink /proc/self/ns/ipc; readlink /proc/self/ns/cgroup; cat /proc/self/cgroup | grep pids",
+        "readlink /proc/self/ns/ipc; readlink /proc/self/ns/cgroup; grep -E '(pids|^0:)' /proc/self/cgroup",
         |_| {},
     );
     check(code == 0, err)?;
@@ -1215,4 +1237,192 @@ fn which(prog: &str) -> Option<std::path::PathBuf> {
             .map(|d| d.join(prog))
             .find(|p| p.exists())
     })
+}
+
+fn cgroup_v2_host() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+fn cgroup_limits_visible_in_container() -> R {
+    let script = if cgroup_v2_host() {
+        "cat /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpuset.cpus /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max"
+    } else {
+        "cat /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes"
+    };
+    let (code, out, err) = sh(script, |b| {
+        b.config["linux"]["resources"] = json!({
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"},
+            "pids": {"limit": 20},
+            "memory": {"limit": 67108864}
+        });
+    });
+    check(code == 0, err)?;
+    let want = if cgroup_v2_host() {
+        "20\n50000 100000\n0\n20\n67108864\n"
+    } else {
+        "512\n50000\n0\n20\n67108864\n"
+    };
+    check(
+        out == want,
+        format!("limits seen in the container: {out:?}, want {want:?}"),
+    )
+}
+
+fn cgroup_pids_limit_stops_forks() -> R {
+    let (code, out, err) = sh(
+        "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & done 2>&1; echo forked",
+        |b| {
+            b.config["linux"]["resources"] = json!({"pids": {"limit": 8}});
+        },
+    );
+    check(
+        code != 0 && (out.clone() + &err).contains("can't fork") && !out.contains("forked"),
+        format!("fork must fail past the limit: {code} {out} {err}"),
+    )
+}
+
+fn cgroup_memory_limit_oom_kill_reported_by_events() -> R {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "sleep 1; dd if=/dev/zero of=/dev/null bs=96M count=1",
+    ]);
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}});
+    let root = Root::new();
+    let id = unique_id("oom");
+    root.ok(&["run", "-d", "-b", b.write().to_str().unwrap(), &id]);
+    let events = root
+        .cmd(&["events", "--interval", "100ms", &id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = events.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    check(
+        text.lines().any(|l| l.contains("\"type\":\"oom\"")),
+        format!("events must report the OOM kill: {text}"),
+    )?;
+    check(root.status(&id) == "stopped", "stopped after the OOM kill")
+}
+
+fn cgroup_devices_rules_deny_and_allow_mknod() -> R {
+    let with_rules = |rules: serde_json::Value| {
+        sh("mknod /tmp/mem c 1 1 2>&1 && echo made", move |b| {
+            b.config["linux"]["resources"] = json!({"devices": rules});
+            b.config["process"]["capabilities"] = json!({"bounding": ["CAP_MKNOD"], "effective": ["CAP_MKNOD"], "permitted": ["CAP_MKNOD"]});
+        })
+    };
+    let (_, out, _) = with_rules(json!([{"allow": false, "access": "rwm"}]));
+    check(
+        out.contains("Operation not permitted"),
+        format!("denied by the device rules: {out}"),
+    )?;
+    let (_, out, _) = with_rules(
+        json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 1, "access": "m"}]),
+    );
+    check(
+        out.contains("made"),
+        format!("allowed by an explicit rule: {out}"),
+    )
+}
+
+fn host_cgroup_file(c: &str, v1_ctrl: &str, v1_file: &str, v2_file: &str) -> String {
+    let path = berth_executor::cgroups::resolve_path(None, c).unwrap();
+    let rel = path.strip_prefix("/").unwrap();
+    let p = if cgroup_v2_host() {
+        Path::new("/sys/fs/cgroup").join(rel).join(v2_file)
+    } else {
+        Path::new("/sys/fs/cgroup")
+            .join(v1_ctrl)
+            .join(rel)
+            .join(v1_file)
+    };
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| format!("{}: {e}", p.display()))
+        .trim()
+        .to_owned()
+}
+
+fn update_changes_limits() -> R {
+    let b = Bundle::new(&["sleep", "100"]);
+    let root = Root::new();
+    let id = unique_id("update");
+    root.ok(&["run", "-d", "-b", b.write().to_str().unwrap(), &id]);
+    root.ok(&["update", "--memory", "67108864", "--pids-limit", "33", &id]);
+    check(
+        host_cgroup_file(&id, "memory", "memory.limit_in_bytes", "memory.max") == "67108864",
+        "memory limit updated",
+    )?;
+    check(
+        host_cgroup_file(&id, "pids", "pids.max", "pids.max") == "33",
+        "pids limit updated",
+    )?;
+    let res = b.path().join("res.json");
+    std::fs::write(&res, json!({"pids": {"limit": 44}}).to_string()).unwrap();
+    root.ok(&["update", "--resources", res.to_str().unwrap(), &id]);
+    check(
+        host_cgroup_file(&id, "pids", "pids.max", "pids.max") == "44",
+        "pids limit from --resources",
+    )
+}
+
+fn events_stats_report_usage() -> R {
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; sleep 100",
+    ]);
+    let root = Root::new();
+    let id = unique_id("stats");
+    root.ok(&["run", "-d", "-b", b.write().to_str().unwrap(), &id]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let v: serde_json::Value = serde_json::from_str(&root.ok(&["events", "--stats", &id])).unwrap();
+    check(
+        v["type"] == "stats" && v["id"] == id.as_str(),
+        format!("{v}"),
+    )?;
+    check(
+        v["data"]["cpu"]["usage"]["total"].as_u64().unwrap_or(0) > 0,
+        format!("cpu usage: {v}"),
+    )?;
+    check(
+        v["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        format!("memory usage: {v}"),
+    )?;
+    check(
+        v["data"]["pids"]["current"].as_u64().unwrap_or(0) >= 1,
+        format!("pids: {v}"),
+    )
+}
+
+fn scheduler_ioprio_personality_affinity_applied() -> R {
+    let (code, out, err) = sh(
+        "uname -m; cut -d' ' -f19 /proc/self/stat; ionice -p $$; grep Cpus_allowed_list /proc/self/status",
+        |b| {
+            b.config["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+            b.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6});
+            b.config["process"]["execCPUAffinity"] = json!({"initial": "0", "final": "0"});
+            b.config["linux"]["personality"] = json!({"domain": "LINUX32"});
+        },
+    );
+    check(code == 0, err)?;
+    let lines: Vec<&str> = out.lines().collect();
+    check(
+        lines.first() == Some(&"i686"),
+        format!("personality LINUX32: {out}"),
+    )?;
+    check(
+        lines.get(1) == Some(&"7"),
+        format!("nice from the scheduler: {out}"),
+    )?;
+    check(
+        lines
+            .get(2)
+            .is_some_and(|l| l.contains("best-effort") && l.contains('6')),
+        format!("io priority: {out}"),
+    )?;
+    check(
+        lines.get(3).is_some_and(|l| l.ends_with("\t0")),
+        format!("cpu affinity: {out}"),
+    )
 }

@@ -188,6 +188,7 @@ pub fn run(cfg: &InitConfig<'_>, ch: &Channel) -> Result<Infallible> {
         nix::unistd::write(&fifo, b"0").map_err(|e| Error::sys("write exec fifo", e))?;
         exec_fifo = Some(fifo);
     }
+    set_final_affinity(process)?;
     // Everything execve needs is built before the filter is loaded.
     let envp: Vec<CString> = env
         .iter()
@@ -315,6 +316,22 @@ fn set_scheduling(spec: &Spec, process: &Process) -> Result<()> {
             .map_err(|e| Error::spec("process.execCPUAffinity.initial", e.to_string()))?;
     }
     Ok(())
+}
+
+/// execCPUAffinity.final, or back to every CPU of the cgroup when only `initial` was given.
+fn set_final_affinity(process: &Process) -> Result<()> {
+    let Some(a) = process.exec_cpu_affinity() else {
+        return Ok(());
+    };
+    let cpus = match a.cpu_affinity_final() {
+        Some(list) => {
+            parse_cpu_list(list).map_err(|e| Error::spec("process.execCPUAffinity.final", e))?
+        }
+        None if a.initial().is_some() => (0..libc::CPU_SETSIZE as usize).collect(),
+        None => return Ok(()),
+    };
+    sys::set_affinity(&cpus)
+        .map_err(|e| Error::spec("process.execCPUAffinity.final", e.to_string()))
 }
 
 fn apply_memory_policy(mp: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<()> {
