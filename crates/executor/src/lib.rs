@@ -7,6 +7,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod error;
 pub mod hooks;
+pub mod netdev;
 pub mod ops;
 pub mod process;
 pub mod rootfs;

@@ -137,6 +137,13 @@ pub fn validate(spec: &Spec) -> Result<()> {
         crate::cgroups::resolve_path(Some(&p.to_string_lossy()), "x")
             .map_err(|e| Error::spec("linux.cgroupsPath", e.to_string()))?;
     }
+    if let Some(devices) = linux.net_devices() {
+        let new_netns = namespaces
+            .into_iter()
+            .flatten()
+            .any(|ns| ns.typ() == LinuxNamespaceType::Network && ns.path().is_none());
+        crate::netdev::validate(devices, new_netns)?;
+    }
     if let Some(seccomp) = linux.seccomp() {
         crate::seccomp::validate(seccomp)?;
     }

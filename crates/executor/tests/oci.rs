@@ -45,157 +45,61 @@ fn main() {
     libtest_mimic::run(&args, trials).exit();
 }
 
+/// Every case, named after its function.
+macro_rules! cases {
+    ($($f:ident),* $(,)?) => { vec![$((stringify!($f), $f as fn() -> R)),*] };
+}
+
 fn cases() -> Vec<Case> {
-    vec![
-        (
-            "run_prints_output_and_returns_exit_code",
-            run_prints_output_and_returns_exit_code,
-        ),
-        (
-            "lifecycle_create_start_state_kill_delete",
-            lifecycle_create_start_state_kill_delete,
-        ),
-        (
-            "flags_after_the_id_and_numeric_or_named_signals",
-            flags_after_the_id_and_numeric_or_named_signals,
-        ),
-        (
-            "default_root_is_run_berth_oci",
-            default_root_is_run_berth_oci,
-        ),
-        (
-            "pid_namespace_makes_process_pid_1",
-            pid_namespace_makes_process_pid_1,
-        ),
-        (
-            "uts_namespace_sets_hostname_and_domainname",
-            uts_namespace_sets_hostname_and_domainname,
-        ),
-        (
-            "network_namespace_has_only_loopback",
-            network_namespace_has_only_loopback,
-        ),
-        (
-            "ipc_and_cgroup_namespaces_are_new",
-            ipc_and_cgroup_namespaces_are_new,
-        ),
-        ("user_namespace_maps_ids", user_namespace_maps_ids),
-        (
-            "time_namespace_applies_offsets",
-            time_namespace_applies_offsets,
-        ),
-        (
-            "joins_existing_namespaces_by_path",
-            joins_existing_namespaces_by_path,
-        ),
-        (
-            "mounts_tmpfs_bind_ro_rbind_rro",
-            mounts_tmpfs_bind_ro_rbind_rro,
-        ),
-        ("mounts_overlay", mounts_overlay),
-        (
-            "readonly_rootfs_refuses_writes",
-            readonly_rootfs_refuses_writes,
-        ),
-        ("masked_and_readonly_paths", masked_and_readonly_paths),
-        (
-            "default_and_configured_devices",
-            default_and_configured_devices,
-        ),
-        ("user_groups_and_umask", user_groups_and_umask),
-        ("capabilities_sets_applied", capabilities_sets_applied),
-        ("rlimits_applied", rlimits_applied),
-        (
-            "oom_score_adj_raised_and_lowering_is_clamped",
-            oom_score_adj_raised_and_lowering_is_clamped,
-        ),
-        (
-            "namespaced_sysctl_applied_host_sysctl_refused",
-            namespaced_sysctl_applied_host_sysctl_refused,
-        ),
-        (
-            "hooks_run_in_order_and_poststart_failure_is_not_fatal",
-            hooks_run_in_order_and_poststart_failure_is_not_fatal,
-        ),
-        (
-            "failing_prestart_hook_fails_create_and_cleans_up",
-            failing_prestart_hook_fails_create_and_cleans_up,
-        ),
-        (
-            "console_socket_receives_pty_master",
-            console_socket_receives_pty_master,
-        ),
-        ("exec_into_running_container", exec_into_running_container),
-        ("pause_and_resume", pause_and_resume),
-        (
-            "kill_all_signals_every_process",
-            kill_all_signals_every_process,
-        ),
-        (
-            "delete_force_removes_running_container",
-            delete_force_removes_running_container,
-        ),
-        (
-            "seccomp_denies_syscall_with_errno",
-            seccomp_denies_syscall_with_errno,
-        ),
-        (
-            "preserve_fds_passes_descriptors",
-            preserve_fds_passes_descriptors,
-        ),
-        (
-            "missing_executable_fails_create",
-            missing_executable_fails_create,
-        ),
-        (
-            "bad_bundles_name_the_field_and_leave_nothing",
-            bad_bundles_name_the_field_and_leave_nothing,
-        ),
-        (
-            "cve_2019_5736_runtime_binary_not_writable_from_container",
-            cve_2019_5736_runtime_binary_not_writable_from_container,
-        ),
-        (
-            "cve_2024_21626_leaked_fd_cwd_refused",
-            cve_2024_21626_leaked_fd_cwd_refused,
-        ),
-        (
-            "cve_2021_30465_symlinked_mount_target_stays_in_root",
-            cve_2021_30465_symlinked_mount_target_stays_in_root,
-        ),
-        (
-            "cve_2019_19921_proc_over_symlink_refused",
-            cve_2019_19921_proc_over_symlink_refused,
-        ),
-        (
-            "cve_2022_29162_no_inheritable_capabilities",
-            cve_2022_29162_no_inheritable_capabilities,
-        ),
-        ("features_and_spec_commands", features_and_spec_commands),
-        ("list_and_ps", list_and_ps),
-        ("differential_against_runc", differential_against_runc),
-        (
-            "cgroup_limits_visible_in_container",
-            cgroup_limits_visible_in_container,
-        ),
-        (
-            "cgroup_pids_limit_stops_forks",
-            cgroup_pids_limit_stops_forks,
-        ),
-        (
-            "cgroup_memory_limit_oom_kill_reported_by_events",
-            cgroup_memory_limit_oom_kill_reported_by_events,
-        ),
-        (
-            "cgroup_devices_rules_deny_and_allow_mknod",
-            cgroup_devices_rules_deny_and_allow_mknod,
-        ),
-        ("update_changes_limits", update_changes_limits),
-        ("events_stats_report_usage", events_stats_report_usage),
-        (
-            "scheduler_ioprio_personality_affinity_applied",
-            scheduler_ioprio_personality_affinity_applied,
-        ),
+    cases![
+        run_prints_output_and_returns_exit_code,
+        lifecycle_create_start_state_kill_delete,
+        flags_after_the_id_and_numeric_or_named_signals,
+        default_root_is_run_berth_oci,
+        pid_namespace_makes_process_pid_1,
+        uts_namespace_sets_hostname_and_domainname,
+        network_namespace_has_only_loopback,
+        ipc_and_cgroup_namespaces_are_new,
+        user_namespace_maps_ids,
+        time_namespace_applies_offsets,
+        joins_existing_namespaces_by_path,
+        mounts_tmpfs_bind_ro_rbind_rro,
+        mounts_overlay,
+        readonly_rootfs_refuses_writes,
+        masked_and_readonly_paths,
+        default_and_configured_devices,
+        user_groups_and_umask,
+        capabilities_sets_applied,
+        rlimits_applied,
+        oom_score_adj_raised_and_lowering_is_clamped,
+        namespaced_sysctl_applied_host_sysctl_refused,
+        hooks_run_in_order_and_poststart_failure_is_not_fatal,
+        failing_prestart_hook_fails_create_and_cleans_up,
+        console_socket_receives_pty_master,
+        exec_into_running_container,
+        pause_and_resume,
+        kill_all_signals_every_process,
+        delete_force_removes_running_container,
+        seccomp_denies_syscall_with_errno,
+        preserve_fds_passes_descriptors,
+        missing_executable_fails_create,
+        bad_bundles_name_the_field_and_leave_nothing,
+        cve_2019_5736_runtime_binary_not_writable_from_container,
+        cve_2024_21626_leaked_fd_cwd_refused,
+        cve_2021_30465_symlinked_mount_target_stays_in_root,
+        cve_2019_19921_proc_over_symlink_refused,
+        cve_2022_29162_no_inheritable_capabilities,
+        features_and_spec_commands,
+        list_and_ps,
+        differential_against_runc,
+        cgroup_limits_visible_in_container,
+        cgroup_pids_limit_stops_forks,
+        cgroup_memory_limit_oom_kill_reported_by_events,
+        cgroup_devices_rules_deny_and_allow_mknod,
+        update_changes_limits,
+        events_stats_report_usage,
+        scheduler_ioprio_personality_affinity_applied,
+        net_devices_moved_into_container_and_renamed,
     ]
 }
 
@@ -1424,5 +1328,51 @@ fn scheduler_ioprio_personality_affinity_applied() -> R {
     check(
         lines.get(3).is_some_and(|l| l.ends_with("\t0")),
         format!("cpu affinity: {out}"),
+    )
+}
+
+fn net_devices_moved_into_container_and_renamed() -> R {
+    let (host, peer) = (
+        format!("bq{}", std::process::id() % 100000),
+        format!("bp{}", std::process::id() % 100000),
+    );
+    let add = std::process::Command::new("ip")
+        .args(["link", "add", &host, "type", "veth", "peer", "name", &peer])
+        .status();
+    check(
+        add.is_ok_and(|s| s.success()),
+        "create a veth pair on the host (iproute2)",
+    )?;
+    let (code, out, err) = sh(
+        "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '",
+        |b| {
+            b.config["linux"]["netDevices"] = json!({ host.clone(): {"name": "eth9"} });
+        },
+    );
+    let left = std::process::Command::new("ip")
+        .args(["link", "show", &host])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", &peer])
+        .output();
+    check(code == 0, err)?;
+    check(
+        out.trim() == "eth9 lo",
+        format!("container interfaces: {out:?}"),
+    )?;
+    check(!left, "the device left the host namespace")?;
+    // A device needs the container's own network namespace.
+    let (code, _, err) = sh("true", |b| {
+        b.config["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "network");
+        b.config["linux"]["netDevices"] = json!({"lo": {}});
+    });
+    check(
+        code != 0 && err.contains("linux.netDevices"),
+        format!("refused without a network namespace: {err}"),
     )
 }

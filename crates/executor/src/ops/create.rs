@@ -134,6 +134,9 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<i32> {
             spec: spec.clone(),
         },
     };
+    if let Some(devices) = linux.and_then(|l| l.net_devices().as_ref()) {
+        crate::netdev::move_into(devices, pid)?;
+    }
     let io = |e: std::io::Error| Error::Init(e.to_string());
     loop {
         match spawned.channel.recv().map_err(io)? {
