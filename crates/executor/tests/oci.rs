@@ -100,6 +100,7 @@ fn cases() -> Vec<Case> {
         events_stats_report_usage,
         scheduler_ioprio_personality_affinity_applied,
         net_devices_moved_into_container_and_renamed,
+        seccomp_notify_listener_reaches_the_agent,
     ]
 }
 
@@ -1374,5 +1375,66 @@ fn net_devices_moved_into_container_and_renamed() -> R {
     check(
         code != 0 && err.contains("linux.netDevices"),
         format!("refused without a network namespace: {err}"),
+    )
+}
+
+/// The test is the seccomp agent: it receives the listener fd and the container state at
+/// listenerPath, then answers the container's mkdir with EACCES.
+fn seccomp_notify_listener_reaches_the_agent() -> R {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let agent = std::thread::spawn(move || -> Result<serde_json::Value, String> {
+        let (conn, _) = listener.accept().map_err(|e| e.to_string())?;
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut fd = None;
+        for c in msg.cmsgs().map_err(|e| e.to_string())? {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                fd = fds.first().copied();
+            }
+        }
+        let n = msg.bytes;
+        let state: serde_json::Value =
+            serde_json::from_slice(&buf[..n]).map_err(|e| e.to_string())?;
+        let fd = fd.ok_or("no listener fd")?;
+        let req = libseccomp::ScmpNotifReq::receive(fd).map_err(|e| format!("receive: {e}"))?;
+        libseccomp::ScmpNotifResp::new_error(
+            req.id,
+            -libc::EACCES,
+            libseccomp::ScmpNotifRespFlags::empty(),
+        )
+        .respond(fd)
+        .map_err(|e| format!("respond: {e}"))?;
+        Ok(state)
+    });
+    let (code, out, err) = sh("mkdir /tmp/x 2>&1; echo rc=$?", |b| {
+        b.config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "listenerMetadata": "berth-test",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+    });
+    let state = agent.join().unwrap()?;
+    check(code == 0, err)?;
+    check(
+        out.contains("Permission denied") && out.contains("rc=1"),
+        format!("the agent's answer reached mkdir: {out}"),
+    )?;
+    check(
+        state["fds"] == json!(["seccompFd"])
+            && state["metadata"] == "berth-test"
+            && state["state"]["id"].is_string(),
+        format!("container process state: {state}"),
     )
 }

@@ -139,7 +139,22 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<i32> {
     }
     let io = |e: std::io::Error| Error::Init(e.to_string());
     loop {
-        match spawned.channel.recv().map_err(io)? {
+        let (msg, fd) = match spawned.channel.recv_with_fd().map_err(io)? {
+            Some((m, fd)) => (Some(m), fd),
+            None => (None, None),
+        };
+        match msg {
+            Some(Message::SeccompListener) => {
+                let fd =
+                    fd.ok_or_else(|| Error::Init("seccomp listener message without an fd".into()))?;
+                let state = container.oci_state("creating");
+                crate::process::notify::forward_listener(
+                    linux.and_then(|l| l.seccomp().as_ref()),
+                    pid,
+                    state,
+                    fd,
+                )?;
+            }
             Some(Message::RunCreateRuntimeHooks) => {
                 let state = container.oci_state("creating");
                 let h = spec.hooks().as_ref();

@@ -47,18 +47,34 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
         preserve_fds: opts.preserve_fds,
     };
     let spawned = spawn(&cfg, &ns, Some(&cgroup), &now_rfc3339())?;
-    // The channel closes on a successful execve (close-on-exec); a message means failure.
-    match spawned
-        .channel
-        .recv()
-        .map_err(|e| Error::Init(e.to_string()))?
-    {
-        None => {}
-        Some(crate::process::channel::Message::Error(e)) => {
-            let _ = crate::sys::waitpid(spawned.pid);
-            return Err(Error::Init(e));
+    // The channel closes on a successful execve (close-on-exec); an error message means failure.
+    loop {
+        match spawned
+            .channel
+            .recv_with_fd()
+            .map_err(|e| Error::Init(e.to_string()))?
+        {
+            None => break,
+            Some((crate::process::channel::Message::SeccompListener, Some(fd))) => {
+                let seccomp = c
+                    .record
+                    .spec
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.seccomp().as_ref());
+                crate::process::notify::forward_listener(
+                    seccomp,
+                    spawned.pid,
+                    c.oci_state("running"),
+                    fd,
+                )?;
+            }
+            Some((crate::process::channel::Message::Error(e), _)) => {
+                let _ = crate::sys::waitpid(spawned.pid);
+                return Err(Error::Init(e));
+            }
+            Some((m, _)) => return Err(Error::Init(format!("unexpected message {m:?}"))),
         }
-        Some(m) => return Err(Error::Init(format!("unexpected message {m:?}"))),
     }
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, spawned.pid)?;

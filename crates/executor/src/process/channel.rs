@@ -2,9 +2,11 @@
 //! Each message is one SOCK_SEQPACKET record holding JSON, so a record is never split or merged.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    self, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -23,6 +25,9 @@ pub enum Message {
     HooksDone,
     /// init -> runtime: set up, waiting for `start`.
     Ready,
+    /// container process -> runtime: the seccomp listener fd travels with this message, for
+    /// the runtime to hand to the agent at linux.seccomp.listenerPath.
+    SeccompListener,
     /// either side: a step failed; the text says which and why.
     Error(String),
 }
@@ -50,20 +55,60 @@ impl Channel {
         Ok(())
     }
 
+    /// Sends a message with a descriptor attached (SCM_RIGHTS).
+    pub fn send_with_fd(&self, msg: &Message, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let buf = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        let fds = [fd.as_raw_fd()];
+        let iov = [io::IoSlice::new(&buf)];
+        socket::sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )?;
+        Ok(())
+    }
+
     /// The next message, or None once the other end is closed (the peer exited or exec'd).
     pub fn recv(&self) -> io::Result<Option<Message>> {
+        Ok(self.recv_with_fd()?.map(|(m, _)| m))
+    }
+
+    /// The next message and the descriptor that came with it, if any.
+    pub fn recv_with_fd(&self) -> io::Result<Option<(Message, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            match socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Ok(0) => return Ok(None),
-                Ok(n) => {
-                    return serde_json::from_slice(&buf[..n])
-                        .map(Some)
-                        .map_err(io::Error::other);
+            let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+            let mut iov = [io::IoSliceMut::new(&mut buf)];
+            let (n, fd) = match socket::recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => {
+                    let mut fd = None;
+                    for c in msg.cmsgs()? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            for raw in fds {
+                                // SAFETY: the kernel just installed this descriptor in our table
+                                // for this message; nothing else refers to it.
+                                let owned = unsafe { crate::sys::adopt_fd(raw) };
+                                fd.get_or_insert(owned);
+                            }
+                        }
+                    }
+                    (msg.bytes, fd)
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
+            };
+            if n == 0 {
+                return Ok(None);
             }
+            let m = serde_json::from_slice(&buf[..n]).map_err(io::Error::other)?;
+            return Ok(Some((m, fd)));
         }
     }
 

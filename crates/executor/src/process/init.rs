@@ -146,9 +146,7 @@ pub fn run(cfg: &InitConfig<'_>, ch: &Channel) -> Result<Infallible> {
     let mut seccomp = seccomp;
     if !no_new_privs {
         // Loading a filter without no_new_privs needs CAP_SYS_ADMIN: do it while we have it.
-        if let Some(f) = seccomp.take() {
-            f.load()?;
-        }
+        load_seccomp(&mut seccomp, ch)?;
     }
     let caps = process.capabilities().as_ref();
     capabilities::apply_bounding(caps)?;
@@ -164,6 +162,10 @@ pub fn run(cfg: &InitConfig<'_>, ch: &Channel) -> Result<Infallible> {
     // ones closes at execve (CVE-2024-21626).
     sys::cloexec_from(3 + cfg.preserve_fds).map_err(|e| Error::sys("close_range", e))?;
 
+    // A notifying filter is loaded while the runtime still listens, to take the listener fd.
+    if seccomp.as_ref().is_some_and(|f| f.uses_notify()) {
+        load_seccomp(&mut seccomp, ch)?;
+    }
     let mut exec_fifo = None;
     if let Role::Init { state_dir, .. } = &cfg.role {
         ch.send(&Message::Ready)
@@ -194,12 +196,22 @@ pub fn run(cfg: &InitConfig<'_>, ch: &Channel) -> Result<Infallible> {
         .iter()
         .filter_map(|e| CString::new(e.as_bytes()).ok())
         .collect();
-    if let Some(f) = seccomp.take() {
-        f.load()?;
-    }
+    load_seccomp(&mut seccomp, ch)?;
     let err = sys::execve(&exe, &argv, &envp);
     drop(exec_fifo);
     Err(Error::sys(format!("exec {:?}", exe), err))
+}
+
+/// Loads the filter if it is still pending; a listener fd goes to the runtime.
+fn load_seccomp(filter: &mut Option<crate::seccomp::Filter>, ch: &Channel) -> Result<()> {
+    let Some(f) = filter.take() else {
+        return Ok(());
+    };
+    if let Some(listener) = f.load()? {
+        ch.send_with_fd(&Message::SeccompListener, listener.as_fd())
+            .map_err(|e| Error::sys("send the seccomp listener to the runtime", e))?;
+    }
+    Ok(())
 }
 
 fn set_oom_score_adj(value: Option<i32>) -> Result<()> {

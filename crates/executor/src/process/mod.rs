@@ -12,4 +12,5 @@
 
 pub mod channel;
 pub mod init;
+pub mod notify;
 pub mod spawn;

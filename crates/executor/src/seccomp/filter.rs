@@ -31,6 +31,11 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter> {
 }
 
 impl Filter {
+    /// Whether loading creates a listener fd (some rule uses SCMP_ACT_NOTIFY).
+    pub fn uses_notify(&self) -> bool {
+        self.notify
+    }
+
     /// Loads the filter into the calling thread (into every thread of the process with
     /// SECCOMP_FILTER_FLAG_TSYNC). Returns the listener fd when the profile uses
     /// SCMP_ACT_NOTIFY.

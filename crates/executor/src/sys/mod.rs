@@ -69,6 +69,16 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
         .map(drop)
 }
 
+/// Takes ownership of a descriptor the kernel just handed over (SCM_RIGHTS, or a library that
+/// returns a raw number it no longer manages).
+///
+/// # Safety
+/// `raw` must be an open descriptor that nothing else will close or use as its own.
+pub unsafe fn adopt_fd(raw: RawFd) -> OwnedFd {
+    // SAFETY: the caller guarantees sole ownership of an open descriptor.
+    unsafe { OwnedFd::from_raw_fd(raw) }
+}
+
 /// pidfd_open(2).
 pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: no memory is passed; on success the return value is a new descriptor we own.
