@@ -101,6 +101,7 @@ fn cases() -> Vec<Case> {
         scheduler_ioprio_personality_affinity_applied,
         net_devices_moved_into_container_and_renamed,
         seccomp_notify_listener_reaches_the_agent,
+        run_in_foreground_relays_its_own_terminal,
     ]
 }
 
@@ -1436,5 +1437,16 @@ fn seccomp_notify_listener_reaches_the_agent() -> R {
             && state["metadata"] == "berth-test"
             && state["state"]["id"].is_string(),
         format!("container process state: {state}"),
+    )
+}
+
+fn run_in_foreground_relays_its_own_terminal() -> R {
+    let (code, out, err) = sh("tty; echo hi; exit 3", |b| {
+        b.config["process"]["terminal"] = json!(true);
+    });
+    check(code == 3, format!("exit code {code}: {err}"))?;
+    check(
+        out.contains("/dev/pts/0") && out.contains("hi\r\n"),
+        format!("terminal output: {out:?}"),
     )
 }

@@ -368,6 +368,19 @@ pub fn unlock_pty(master: BorrowedFd<'_>) -> io::Result<()> {
         .map(drop)
 }
 
+/// The window size of a terminal, if `fd` is one.
+pub fn get_winsize(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into the pointer, valid for the call.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (ret == 0).then_some((ws.ws_row, ws.ws_col))
+}
+
 /// Sets the window size of a terminal.
 pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
     let ws = libc::winsize {
