@@ -160,11 +160,8 @@ impl Container {
     }
 
     pub fn cgroup(&self) -> Result<crate::cgroups::Cgroup> {
-        let layout = crate::cgroups::Layout::detect()?;
-        Ok(crate::cgroups::Cgroup::new(
-            &layout,
-            &self.record.cgroup_path,
-        ))
+        let layout = crate::cgroups::Layout::cached()?;
+        Ok(crate::cgroups::Cgroup::new(layout, &self.record.cgroup_path))
     }
 
     pub fn status(&self) -> Status {

@@ -49,6 +49,30 @@ impl Layout {
         Layout::from_mountinfo(&text)
     }
 
+    /// The host layout, read once per process: it does not change while a runtime command
+    /// runs, and several steps of one command need it.
+    pub fn cached() -> Result<&'static Layout> {
+        static LAYOUT: std::sync::OnceLock<Layout> = std::sync::OnceLock::new();
+        if let Some(l) = LAYOUT.get() {
+            return Ok(l);
+        }
+        let l = Layout::detect()?;
+        Ok(LAYOUT.get_or_init(|| l))
+    }
+
+    /// The distinct v1 hierarchy mount points (co-mounted controllers once); empty on v2.
+    pub fn v1_mountpoints(&self) -> Vec<&Path> {
+        match self {
+            Layout::V2 { .. } => Vec::new(),
+            Layout::V1 { hierarchies, .. } => {
+                let mut v: Vec<&Path> = hierarchies.values().map(PathBuf::as_path).collect();
+                v.sort();
+                v.dedup();
+                v
+            }
+        }
+    }
+
     /// Parses the content of a mountinfo file. The first mount of a hierarchy wins.
     pub fn from_mountinfo(text: &str) -> Result<Layout> {
         let mut hierarchies = BTreeMap::new();

@@ -74,8 +74,7 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<i32> {
             .as_deref(),
         id,
     )?;
-    let layout = crate::cgroups::Layout::detect()?;
-    let cgroup = crate::cgroups::Cgroup::new(&layout, &cgroup_path);
+    let cgroup = crate::cgroups::Cgroup::new(crate::cgroups::Layout::cached()?, &cgroup_path);
     cgroup.create()?;
     let cg = cgroup.clone();
     cleanup.push("remove cgroup", move || {

@@ -392,7 +392,7 @@ fn mount_cgroup(
     flags: MsFlags,
     cgroup_path: &Path,
 ) -> Result<()> {
-    let layout = crate::cgroups::Layout::detect()?;
+    let layout = crate::cgroups::Layout::cached()?;
     if layout.is_v2() {
         return sys_mount(
             Some(Path::new("cgroup2")),
@@ -411,7 +411,8 @@ fn mount_cgroup(
         Some("mode=755"),
     )?;
     let rel_cg = relative_in_root(cgroup_path);
-    for (name, mountpoint) in v1_hierarchies() {
+    for mountpoint in layout.v1_mountpoints() {
+        let Some(name) = mountpoint.file_name() else { continue };
         let src = mountpoint.join(&rel_cg);
         if !src.is_dir() {
             continue;
@@ -435,23 +436,4 @@ fn mount_cgroup(
         remount_readonly(&fd_path(&top), false)?;
     }
     Ok(())
-}
-
-/// (directory name, mount point) of each v1 hierarchy mounted on this host.
-fn v1_hierarchies() -> Vec<(String, PathBuf)> {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    info.lines()
-        .filter_map(|line| {
-            let (pre, post) = line.split_once(" - ")?;
-            let mut post = post.split(' ');
-            if post.next()? != "cgroup" {
-                return None;
-            }
-            let mountpoint = PathBuf::from(pre.split(' ').nth(4)?);
-            let name = mountpoint.file_name()?.to_string_lossy().into_owned();
-            Some((name, mountpoint))
-        })
-        .collect()
 }
