@@ -2,12 +2,52 @@
 
 mod logging;
 
+/// The command line's error: a message, printed as is. (anyhow would capture a backtrace for
+/// every error, and unwinder setup costs a millisecond in this static binary.)
+#[derive(Debug)]
+struct CliError(String);
+
+impl<E: std::fmt::Display> From<E> for CliError {
+    fn from(e: E) -> CliError {
+        CliError(e.to_string())
+    }
+}
+
+type CliResult<T> = Result<T, CliError>;
+
+/// `context` and `with_context`, as anyhow spells them.
+trait Context<T> {
+    fn context(self, msg: &str) -> CliResult<T>;
+    fn with_context(self, msg: impl FnOnce() -> String) -> CliResult<T>;
+}
+
+impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {
+    fn context(self, msg: &str) -> CliResult<T> {
+        self.map_err(|e| CliError(format!("{msg}: {e}")))
+    }
+    fn with_context(self, msg: impl FnOnce() -> String) -> CliResult<T> {
+        self.map_err(|e| CliError(format!("{}: {e}", msg())))
+    }
+}
+
+impl<T> Context<T> for Option<T> {
+    fn context(self, msg: &str) -> CliResult<T> {
+        self.ok_or_else(|| CliError(msg.to_owned()))
+    }
+    fn with_context(self, msg: impl FnOnce() -> String) -> CliResult<T> {
+        self.ok_or_else(|| CliError(msg()))
+    }
+}
+
+macro_rules! bail {
+    ($($t:tt)*) => { return Err(CliError(format!($($t)*))) };
+}
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
 use berth_executor::ops::{self, Runtime};
 use clap::{Args, Parser, Subcommand};
 
@@ -234,7 +274,7 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = e.0;
             tracing::error!("{msg}");
             if !logging::logs_to_stderr() {
                 eprintln!("berth-oci: {msg}");
@@ -284,7 +324,7 @@ fn may_enter_container(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
     true
 }
 
-fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+fn dispatch(cli: Cli) -> CliResult<i32> {
     let rt = Runtime {
         root: cli.root.clone(),
         systemd_cgroup: cli.systemd_cgroup,
@@ -346,7 +386,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn exec(rt: &Runtime, a: ExecArgs) -> anyhow::Result<i32> {
+fn exec(rt: &Runtime, a: ExecArgs) -> CliResult<i32> {
     let process = match &a.process {
         Some(path) => {
             let data = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
@@ -425,7 +465,7 @@ fn exec(rt: &Runtime, a: ExecArgs) -> anyhow::Result<i32> {
     Ok(ops::exec::exec(rt, &a.id, &opts)?)
 }
 
-fn ps(rt: &Runtime, id: &str, format: &str, ps_args: Vec<String>) -> anyhow::Result<()> {
+fn ps(rt: &Runtime, id: &str, format: &str, ps_args: Vec<String>) -> CliResult<()> {
     let pids = ops::ps::pids(rt, id)?;
     match format {
         "json" => println!("{}", serde_json::to_string(&pids)?),
@@ -462,7 +502,7 @@ fn ps(rt: &Runtime, id: &str, format: &str, ps_args: Vec<String>) -> anyhow::Res
     Ok(())
 }
 
-fn list(rt: &Runtime, format: &str, quiet: bool) -> anyhow::Result<()> {
+fn list(rt: &Runtime, format: &str, quiet: bool) -> CliResult<()> {
     let all = ops::list::list(rt)?;
     if quiet {
         for c in &all {
@@ -495,7 +535,7 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn update(rt: &Runtime, a: UpdateArgs) -> anyhow::Result<()> {
+fn update(rt: &Runtime, a: UpdateArgs) -> CliResult<()> {
     use oci_spec::runtime::LinuxResources;
     let mut r: LinuxResources = match &a.resources {
         Some(p) => {

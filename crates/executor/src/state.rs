@@ -161,7 +161,10 @@ impl Container {
 
     pub fn cgroup(&self) -> Result<crate::cgroups::Cgroup> {
         let layout = crate::cgroups::Layout::cached()?;
-        Ok(crate::cgroups::Cgroup::new(layout, &self.record.cgroup_path))
+        Ok(crate::cgroups::Cgroup::new(
+            layout,
+            &self.record.cgroup_path,
+        ))
     }
 
     pub fn status(&self) -> Status {

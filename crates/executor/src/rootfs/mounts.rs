@@ -412,7 +412,9 @@ fn mount_cgroup(
     )?;
     let rel_cg = relative_in_root(cgroup_path);
     for mountpoint in layout.v1_mountpoints() {
-        let Some(name) = mountpoint.file_name() else { continue };
+        let Some(name) = mountpoint.file_name() else {
+            continue;
+        };
         let src = mountpoint.join(&rel_cg);
         if !src.is_dir() {
             continue;
