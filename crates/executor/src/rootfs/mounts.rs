@@ -419,10 +419,10 @@ fn mount_cgroup(
         if !src.is_dir() {
             continue;
         }
-        let dest = create_in_root(root, &rel.join(&name), true, true)?;
+        let dest = create_in_root(root, &rel.join(name), true, true)?;
         let t = fd_path(&dest);
         sys_mount(Some(&src), &t, None, MsFlags::MS_BIND, None)?;
-        let top = reopen(root, &rel.join(&name))?;
+        let top = reopen(root, &rel.join(name))?;
         let mut f = MsFlags::MS_BIND
             | MsFlags::MS_REMOUNT
             | MsFlags::MS_NOSUID
