@@ -102,6 +102,9 @@ fn cases() -> Vec<Case> {
         net_devices_moved_into_container_and_renamed,
         seccomp_notify_listener_reaches_the_agent,
         run_in_foreground_relays_its_own_terminal,
+        hook_timeout_fails_create_and_cleans_up,
+        memory_policy_applied,
+        rootfs_propagation_applied,
     ]
 }
 
@@ -1448,5 +1451,52 @@ fn run_in_foreground_relays_its_own_terminal() -> R {
     check(
         out.contains("/dev/pts/0") && out.contains("hi\r\n"),
         format!("terminal output: {out:?}"),
+    )
+}
+
+fn hook_timeout_fails_create_and_cleans_up() -> R {
+    let mut b = Bundle::new(&["true"]);
+    b.config["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 30"], "timeout": 1}]});
+    let root = Root::new();
+    let id = unique_id("hooktimeout");
+    let t = std::time::Instant::now();
+    let out = root.run(&["create", "-b", b.write().to_str().unwrap(), &id]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    check(
+        !out.status.success() && err.contains("timed out"),
+        format!("{err}"),
+    )?;
+    check(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "the hook was stopped at its timeout",
+    )?;
+    check(
+        !root.dir.path().join(&id).exists() && !default_cgroup_dir(&id).exists(),
+        "nothing left",
+    )
+}
+
+fn memory_policy_applied() -> R {
+    let (code, out, err) = sh("head -n 1 /proc/self/numa_maps", |b| {
+        b.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
+    });
+    check(code == 0, err)?;
+    check(out.contains("bind:0"), format!("numa_maps: {out}"))
+}
+
+fn rootfs_propagation_applied() -> R {
+    let root_line = "awk '$5 == \"/\"' /proc/self/mountinfo";
+    let (code, out, err) = sh(root_line, |b| {
+        b.config["linux"]["rootfsPropagation"] = json!("shared");
+    });
+    check(code == 0, err)?;
+    check(out.contains(" shared:"), format!("shared root: {out}"))?;
+    let (code, out, err) = sh(root_line, |b| {
+        b.config["linux"]["rootfsPropagation"] = json!("private");
+    });
+    check(code == 0, err)?;
+    check(
+        !out.contains("shared:") && !out.contains("master:"),
+        format!("private root: {out}"),
     )
 }
