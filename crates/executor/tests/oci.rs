@@ -1191,22 +1191,23 @@ fn cgroup_pids_limit_stops_forks() -> R {
 }
 
 fn cgroup_memory_limit_oom_kill_reported_by_events() -> R {
-    let mut b = Bundle::new(&[
-        "sh",
-        "-c",
-        "sleep 1; dd if=/dev/zero of=/dev/null bs=96M count=1",
-    ]);
+    // The container waits for /tmp/go, which the test creates once `events` is watching.
+    let script =
+        "while [ ! -e /tmp/go ]; do sleep 0.05; done; dd if=/dev/zero of=/dev/null bs=96M count=1";
+    let mut b = Bundle::new(&["sh", "-c", script]);
     b.config["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}});
     let root = Root::new();
     let id = unique_id("oom");
     root.ok(&["run", "-d", "-b", b.write().to_str().unwrap(), &id]);
-    let events = root
-        .cmd(&["events", "--interval", "100ms", &id])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = events.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let log = b.path().join("events.log");
+    let mut cmd = root.cmd(&["events", "--interval", "100ms", &id]);
+    cmd.stdout(std::fs::File::create(&log).unwrap());
+    let mut events = cmd.spawn().unwrap();
+    let watching = wait_until(|| std::fs::metadata(&log).is_ok_and(|m| m.len() > 0));
+    std::fs::write(b.rootfs().join("tmp/go"), "").unwrap();
+    check(watching, "events printed nothing")?;
+    let _ = events.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
     check(
         text.lines().any(|l| l.contains("\"type\":\"oom\"")),
         format!("events must report the OOM kill: {text}"),
