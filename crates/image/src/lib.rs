@@ -1,0 +1,12 @@
+//! berth-image: image references, digests, safe layer unpack and the content store.
+//!
+//! See docs/images.md for the on-disk layout and the unpack safety rules.
+
+pub mod digest;
+mod error;
+pub mod reference;
+pub mod unpack;
+
+pub use digest::{Digest, chain_ids};
+pub use error::{Error, Result};
+pub use reference::Reference;
