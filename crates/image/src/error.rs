@@ -44,6 +44,14 @@ pub enum Error {
     #[error("layer {0} not found")]
     LayerNotFound(Digest),
 
+    #[error(
+        "invalid snapshot id {0:?}: letters, digits, '_', '.' and '-' only, 1 to 128, not starting with '.'"
+    )]
+    InvalidSnapshotId(String),
+
+    #[error("snapshot {0:?} already exists")]
+    SnapshotExists(String),
+
     #[error("image {0} is pinned")]
     Pinned(String),
 }

@@ -5,10 +5,12 @@
 pub mod digest;
 mod error;
 pub mod reference;
+pub mod snapshot;
 pub mod store;
 pub mod unpack;
 
 pub use digest::{Digest, chain_ids};
 pub use error::{Error, Result};
 pub use reference::Reference;
+pub use snapshot::Snapshotter;
 pub use store::{ImageConfig, ImageRecord, LayerRecord, Store};
