@@ -52,6 +52,9 @@ pub enum Error {
     #[error("snapshot {0:?} already exists")]
     SnapshotExists(String),
 
+    #[error("pull {reference}: {reason}")]
+    Registry { reference: String, reason: String },
+
     #[error("image {0} is pinned")]
     Pinned(String),
 }

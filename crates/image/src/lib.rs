@@ -4,6 +4,7 @@
 
 pub mod digest;
 mod error;
+pub mod pull;
 pub mod reference;
 pub mod snapshot;
 pub mod store;
@@ -11,6 +12,7 @@ pub mod unpack;
 
 pub use digest::{Digest, chain_ids};
 pub use error::{Error, Result};
+pub use pull::{PullConfig, Puller, RegistryAuth};
 pub use reference::Reference;
 pub use snapshot::Snapshotter;
 pub use store::{ImageConfig, ImageRecord, LayerRecord, Store};

@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use crate::digest::HashingReader;
 use crate::unpack::{TEMP_PREFIX, unpack_layer};
 use crate::{Digest, Error, Result, reference};
 
@@ -236,37 +235,46 @@ impl Store {
     /// Writes the blob read from `r`, verifying it against `expected` while it streams into a
     /// temp file; the blob appears under its digest only once verified and synced. Returns
     /// its size. An existing blob is kept and `r` is not read.
-    pub fn write_blob(&self, r: impl Read, expected: &Digest) -> Result<u64> {
-        let path = self.blob_path(expected);
-        if let Ok(md) = fs::metadata(&path) {
+    pub fn write_blob(&self, mut r: impl Read, expected: &Digest) -> Result<u64> {
+        if let Ok(md) = fs::metadata(self.blob_path(expected)) {
             return Ok(md.len());
         }
-        let temp = self.temp_name("ingest", expected.hex());
-        let result = (|| {
-            let mut f = File::create_new(&temp).map_err(Error::io("create", &temp))?;
-            let mut hr = HashingReader::new(r);
-            io::copy(&mut hr, &mut f).map_err(|e| Error::Io {
-                op: "write",
-                path: temp.clone(),
-                source: e,
-            })?;
-            let (got, size) = hr.finish().map_err(Error::io("read blob for", &temp))?;
-            if &got != expected {
-                return Err(Error::DigestMismatch {
-                    what: "blob",
-                    expected: expected.clone(),
-                    actual: got,
-                });
-            }
-            f.sync_all().map_err(Error::io("sync", &temp))?;
-            fs::rename(&temp, &path).map_err(Error::io("rename into place", &path))?;
-            sync_dir(path.parent().unwrap_or(&self.root))?;
-            Ok(size)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&temp);
+        let mut ingest = self.ingest(expected, None)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Error::Io {
+                        op: "read blob for",
+                        path: ingest.temp.clone(),
+                        source: e,
+                    });
+                }
+            };
+            ingest.write(&buf[..n])?;
         }
-        result
+        ingest.commit()
+    }
+
+    /// Starts writing the blob `expected` piece by piece (for a download). `size`, if known,
+    /// is a limit: more bytes than that fail at once. Nothing is visible until `commit`; a
+    /// dropped ingest removes its temp file.
+    pub fn ingest(&self, expected: &Digest, size: Option<u64>) -> Result<Ingest> {
+        let temp = self.temp_name("ingest", expected.hex());
+        let file = File::create_new(&temp).map_err(Error::io("create", &temp))?;
+        Ok(Ingest {
+            temp,
+            target: self.blob_path(expected),
+            file,
+            hasher: sha2::Digest::new(),
+            count: 0,
+            limit: size,
+            expected: expected.clone(),
+            committed: false,
+        })
     }
 
     /// The unpacked directory of the layer with chain ID `chain_id`.
@@ -526,6 +534,78 @@ impl Store {
         self.root
             .join(dir)
             .join(format!("{TEMP_PREFIX}{hint}-{}-{n}", std::process::id()))
+    }
+}
+
+/// A blob being written: hashed as it is written, renamed under its digest by `commit` once
+/// verified and synced.
+pub struct Ingest {
+    temp: PathBuf,
+    target: PathBuf,
+    file: File,
+    hasher: sha2::Sha256,
+    count: u64,
+    limit: Option<u64>,
+    expected: Digest,
+    committed: bool,
+}
+
+impl Ingest {
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.count += data.len() as u64;
+        if let Some(limit) = self.limit {
+            if self.count > limit {
+                return Err(Error::Corrupt {
+                    path: self.temp.clone(),
+                    reason: format!("blob {} is larger than its {limit} bytes", self.expected),
+                });
+            }
+        }
+        sha2::Digest::update(&mut self.hasher, data);
+        self.file
+            .write_all(data)
+            .map_err(Error::io("write", &self.temp))
+    }
+
+    /// Verifies digest (and size, if one was given), syncs and renames into place.
+    pub fn commit(mut self) -> Result<u64> {
+        let got = Digest::from_hasher(std::mem::take(&mut self.hasher));
+        if got != self.expected {
+            return Err(Error::DigestMismatch {
+                what: "blob",
+                expected: self.expected.clone(),
+                actual: got,
+            });
+        }
+        if let Some(limit) = self.limit {
+            if self.count != limit {
+                return Err(Error::Corrupt {
+                    path: self.temp.clone(),
+                    reason: format!(
+                        "blob {} has {} bytes, expected {limit}",
+                        self.expected, self.count
+                    ),
+                });
+            }
+        }
+        self.file
+            .sync_all()
+            .map_err(Error::io("sync", &self.temp))?;
+        fs::rename(&self.temp, &self.target)
+            .map_err(Error::io("rename into place", &self.target))?;
+        self.committed = true;
+        if let Some(dir) = self.target.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(self.count)
+    }
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.temp);
+        }
     }
 }
 
