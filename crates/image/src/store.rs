@@ -313,7 +313,8 @@ impl Store {
     /// Makes an image from blobs already in the store: its config (`id`) and its layer blobs,
     /// bottom first. `manifests` are the manifest (and index) blobs it came with; `repo_tags`
     /// and `repo_digests` its names. Unpacks the layers that are not unpacked yet, then
-    /// stores the record (taking the tags off other images).
+    /// stores the record (taking the tags off other images). An image already stored under
+    /// the same id keeps its names and pin; the new names are added.
     pub fn create_image(
         &self,
         id: &Digest,
@@ -367,16 +368,31 @@ impl Store {
         }
         blobs.sort();
         blobs.dedup();
+        // Pulling an image again under other names adds the names to it.
+        let (mut tags, mut digests, mut pinned) = (Vec::new(), Vec::new(), false);
+        if let Some(old) = self.list()?.into_iter().find(|r| &r.id == id) {
+            (tags, digests, pinned) = (old.repo_tags, old.repo_digests, old.pinned);
+        }
+        for t in repo_tags {
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+        for d in repo_digests {
+            if !digests.contains(&d) {
+                digests.push(d);
+            }
+        }
         let record = ImageRecord {
             version: RECORD_VERSION,
             id: id.clone(),
-            repo_tags,
-            repo_digests,
+            repo_tags: tags,
+            repo_digests: digests,
             size,
             layers,
             blobs,
             config: parsed.config,
-            pinned: false,
+            pinned,
         };
         self.put_image(record.clone())?;
         info!(image_id = %id, "image stored");
