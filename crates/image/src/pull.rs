@@ -108,6 +108,7 @@ impl Puller {
     /// record with the reference's tag and the pulled manifest's digest as names.
     pub async fn pull(&self, reference: &Reference, auth: &RegistryAuth) -> Result<ImageRecord> {
         let shown = reference.to_string();
+        let _lease = self.store.lease();
         let registry_err = |e: oci_client::errors::OciDistributionError| Error::Registry {
             reference: shown.clone(),
             reason: e.to_string(),

@@ -18,7 +18,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
@@ -151,6 +151,20 @@ pub struct ImageRecord {
 pub struct GcReport {
     pub blobs: Vec<Digest>,
     pub layers: Vec<Digest>,
+    /// True when nothing was collected because a lease (a pull) was held.
+    pub deferred: bool,
+}
+
+/// Held while content is being added (a pull): garbage collection waits for none to be
+/// held, so it cannot delete a blob a pull has found present and is about to use.
+pub struct Lease<'a> {
+    store: &'a Store,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        self.store.leases.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A handle on the store under one root directory.
@@ -158,6 +172,8 @@ pub struct Store {
     root: PathBuf,
     /// Serializes changes to image records and garbage collection.
     meta: Mutex<()>,
+    /// Leases held (pulls in progress).
+    leases: AtomicUsize,
 }
 
 impl Store {
@@ -171,6 +187,7 @@ impl Store {
         let store = Self {
             root,
             meta: Mutex::new(()),
+            leases: AtomicUsize::new(0),
         };
         store.clean_temp()?;
         Ok(store)
@@ -500,10 +517,25 @@ impl Store {
         Ok(rec)
     }
 
+    /// Takes a lease: until it is dropped, `gc` collects nothing.
+    pub fn lease(&self) -> Lease<'_> {
+        let _guard = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        self.leases.fetch_add(1, Ordering::SeqCst);
+        Lease { store: self }
+    }
+
     /// Removes every blob and layer that no image record references and that is not in
-    /// `layers_in_use` (chain IDs of layers under live snapshots).
+    /// `layers_in_use` (chain IDs of layers under live snapshots). While a lease is held it
+    /// does nothing and says so (`deferred`).
     pub fn gc(&self, layers_in_use: &HashSet<Digest>) -> Result<GcReport> {
         let _guard = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        if self.leases.load(Ordering::SeqCst) > 0 {
+            debug!("image gc deferred: a lease is held");
+            return Ok(GcReport {
+                deferred: true,
+                ..Default::default()
+            });
+        }
         let images = self.list_unlocked()?;
         let blobs: HashSet<&Digest> = images
             .iter()

@@ -176,6 +176,13 @@ fn remove_and_gc_keep_pinned_and_shared_content() {
     store.remove("a:1").unwrap();
     assert!(store.status("a:1").unwrap().is_none());
 
+    // Nothing is collected while a lease (a pull) is held.
+    {
+        let _lease = store.lease();
+        let report = store.gc(&HashSet::new()).unwrap();
+        assert!(report.deferred && report.blobs.is_empty());
+        assert!(store.has_blob(&a.id));
+    }
     // A layer in use by a snapshot survives GC even without an image.
     let keep = a.layers[1].chain_id.clone();
     let report = store.gc(&HashSet::from([keep.clone()])).unwrap();
