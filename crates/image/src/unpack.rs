@@ -104,6 +104,9 @@ pub fn unpack_layer(
         Mode::empty(),
     )
     .map_err(|e| Error::io("open", &temp.path)(e.into()))?;
+    // 0755 whatever the umask; a "./" entry in the tar may change it.
+    rfs::fchmod(&root, Mode::from_raw_mode(0o755))
+        .map_err(|e| Error::io("chmod", &temp.path)(e.into()))?;
 
     let mut compressed = HashingReader::new(blob);
     let mut head = Vec::with_capacity(4);
@@ -484,10 +487,15 @@ impl Writer<'_> {
                 .map(|c| c.to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            let fd = open_dir(self.root, &comps, false).map_err(|reason| Error::UnsafeEntry {
-                entry: shown.clone(),
-                reason,
-            })?;
+            // A later entry may have replaced the directory (by a file or symlink): nothing
+            // to set then. open_dir never follows a symlink, so this is safe either way.
+            let fd = match open_dir(self.root, &comps, false) {
+                Ok(fd) => fd,
+                Err(reason) => {
+                    debug!(entry = %shown, %reason, "directory gone before its metadata was set");
+                    continue;
+                }
+            };
             let path = self.target.join(&shown);
             rfs::fchmod(&fd, Mode::from_raw_mode(meta.mode & 0o7777)).map_err(|e| Error::Io {
                 op: "chmod",
@@ -538,11 +546,18 @@ fn open_dir(root: BorrowedFd<'_>, comps: &[OsString], create: bool) -> Result<Ow
         };
         let next = match rfs::openat(&cur, c.as_os_str(), dir_flags(), Mode::empty()) {
             Err(Errno::NOENT) if create => {
-                match rfs::mkdirat(&cur, c.as_os_str(), Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
+                let made = match rfs::mkdirat(&cur, c.as_os_str(), Mode::from_raw_mode(0o755)) {
+                    Ok(()) => true,
+                    Err(Errno::EXIST) => false,
                     Err(e) => return Err(format!("create parent {}: {e}", shown())),
+                };
+                let fd = rfs::openat(&cur, c.as_os_str(), dir_flags(), Mode::empty());
+                if let (true, Ok(fd)) = (made, &fd) {
+                    // 0755 whatever the umask.
+                    rfs::fchmod(fd, Mode::from_raw_mode(0o755))
+                        .map_err(|e| format!("chmod parent {}: {e}", shown()))?;
                 }
-                rfs::openat(&cur, c.as_os_str(), dir_flags(), Mode::empty())
+                fd
             }
             r => r,
         };

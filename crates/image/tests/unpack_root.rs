@@ -98,6 +98,9 @@ impl Fixture {
         fs::create_dir(&outside).unwrap();
         let victim = outside.join("victim");
         fs::write(&victim, "original").unwrap();
+        // Explicit modes: one test changes the (process-wide) umask for a moment.
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o755)).unwrap();
         Self {
             _tmp: tmp,
             store,
@@ -340,6 +343,38 @@ fn file_over_symlink_replaces_the_symlink() {
     f.unpack(&tar_of(&[link, over, rel, chmod_dir])).unwrap();
     assert_eq!(fs::read(f.target().join("a")).unwrap(), b"pwned");
     assert!(lstat(&f.target().join("b")).is_dir());
+    f.assert_outside_untouched();
+}
+
+#[test]
+fn a_directory_replaced_later_in_the_layer_is_fine() {
+    require_root!();
+    let f = Fixture::new();
+    let mut link = e("d", EntryType::Symlink);
+    link.link = "/tmp";
+    let mut file = e("d2/f", EntryType::Regular);
+    file.data = b"x";
+    let mut over = e("d2", EntryType::Regular);
+    over.data = b"file now";
+    // d: directory, then a symlink; d2: directory with a file, then a plain file.
+    f.unpack(&tar_of(&[
+        e("d/", EntryType::Directory),
+        e("d/x", EntryType::Regular),
+        link,
+        file,
+        over,
+    ]))
+    .unwrap();
+    assert!(lstat(&f.target().join("d")).file_type().is_symlink());
+    assert_eq!(fs::read(f.target().join("d2")).unwrap(), b"file now");
+    // Parents the tar does not list are made 0755 whatever the umask.
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let g = Fixture::new();
+    let r = g.unpack(&tar_of(&[e("implicit/f", EntryType::Regular)]));
+    rustix::process::umask(old);
+    r.unwrap();
+    assert_eq!(lstat(&g.target().join("implicit")).mode() & 0o7777, 0o755);
+    assert_eq!(lstat(&g.target()).mode() & 0o7777, 0o755);
     f.assert_outside_untouched();
 }
 
