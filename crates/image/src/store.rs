@@ -376,19 +376,21 @@ impl Store {
             });
         }
         self.unpack_layers(&layers)?;
+        // Pulling an image again under other names adds the names to it.
+        let (mut tags, mut digests, mut pinned) = (Vec::new(), Vec::new(), false);
         let mut blobs: Vec<Digest> = manifests.to_vec();
+        if let Some(old) = self.list()?.into_iter().find(|r| &r.id == id) {
+            (tags, digests, pinned) = (old.repo_tags, old.repo_digests, old.pinned);
+            // Keep the manifests it was pulled by before.
+            blobs.extend(old.blobs.into_iter().filter(|b| self.has_blob(b)));
+        }
         blobs.push(id.clone());
         blobs.extend(layer_blobs.iter().cloned());
+        blobs.sort();
+        blobs.dedup();
         let mut size = 0;
         for b in &blobs {
             size += blob_size(b)?;
-        }
-        blobs.sort();
-        blobs.dedup();
-        // Pulling an image again under other names adds the names to it.
-        let (mut tags, mut digests, mut pinned) = (Vec::new(), Vec::new(), false);
-        if let Some(old) = self.list()?.into_iter().find(|r| &r.id == id) {
-            (tags, digests, pinned) = (old.repo_tags, old.repo_digests, old.pinned);
         }
         for t in repo_tags {
             if !tags.contains(&t) {
