@@ -34,15 +34,6 @@ fn skip_reason() -> Option<String> {
         .map(|t| format!("{t} missing: run hack/images/setup"))
 }
 
-macro_rules! require_tools {
-    () => {
-        if let Some(reason) = skip_reason() {
-            eprintln!("skipped: {reason}");
-            return;
-        }
-    };
-}
-
 /// A docker-registry on a free loopback port, killed on drop.
 struct Registry {
     child: Child,
@@ -210,9 +201,7 @@ fn check_busybox(store: &Store, layout: &Layout, rec: &berth_image::ImageRecord,
     snaps.remove(&id).unwrap();
 }
 
-#[test]
 fn pull_oci_docker_v2s2_and_index_from_a_local_registry() {
-    require_tools!();
     let layout = Layout::build();
     let reg = Registry::start(false);
     reg.push(&layout.path, "busybox", "test/busybox:oci", &[], false);
@@ -323,9 +312,7 @@ fn pull_oci_docker_v2s2_and_index_from_a_local_registry() {
     );
 }
 
-#[test]
 fn pull_with_basic_auth() {
-    require_tools!();
     let layout = Layout::build();
     let reg = Registry::start(true);
     assert!(reg.get("/v2/").unwrap().contains("401"));
@@ -345,4 +332,37 @@ fn pull_with_basic_auth() {
         .block_on(puller(&store, &reg).pull(&r, &RegistryAuth::Basic(USER.into(), PASSWORD.into())))
         .unwrap();
     assert_eq!(rec.id, layout.digest("config-amd64"));
+}
+
+/// Own harness (libtest-mimic), as in crates/executor: a missing prerequisite marks every
+/// test ignored with the reason, and fails it when `CI` is set (CI must run them).
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
+    let ci = std::env::var_os("CI").is_some();
+    let skip = skip_reason();
+    let tests: &[(&str, fn())] = &[
+        (
+            "pull_oci_docker_v2s2_and_index_from_a_local_registry",
+            pull_oci_docker_v2s2_and_index_from_a_local_registry,
+        ),
+        ("pull_with_basic_auth", pull_with_basic_auth),
+    ];
+    let trials = tests
+        .iter()
+        .map(|&(name, run)| match &skip {
+            None => libtest_mimic::Trial::test(name, move || {
+                run();
+                Ok(())
+            }),
+            Some(reason) if ci => {
+                let msg = format!("prerequisite missing and CI is set: {reason}");
+                libtest_mimic::Trial::test(name, move || Err(msg.into()))
+            }
+            Some(reason) => {
+                eprintln!("{name}: ignored: {reason}");
+                libtest_mimic::Trial::test(name, || Ok(())).with_ignored_flag(true)
+            }
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
 }
