@@ -1,0 +1,297 @@
+//! Pulling images from a registry into the store.
+//!
+//! oci-client does the transport (HTTP(S), anonymous / basic / bearer auth and the token
+//! dance); berth reads the manifests itself, picks the platform, and verifies everything it
+//! stores: each manifest against its digest, each blob while it streams into the store
+//! (sha256 and size from the descriptor), each layer again while it unpacks (blob digest and
+//! diffID).
+//!
+//! Accepted: OCI image manifests and indexes, Docker v2 schema 2 manifests and manifest
+//! lists; layers uncompressed, gzip or zstd. Refused with an error that says so: schema 1
+//! manifests, encrypted layers, non-image artifacts.
+
+use std::sync::Arc;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+use oci_client::client::{ClientConfig, ClientProtocol};
+pub use oci_client::secrets::RegistryAuth;
+use serde::Deserialize;
+use tracing::{debug, info};
+
+use crate::store::{ImageRecord, Store};
+use crate::{Digest, Error, Reference, Result};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+const ACCEPTED: &[&str] = &[OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
+/// Manifests larger than this are refused (the distribution registry's own limit).
+const MAX_MANIFEST: usize = 4 << 20;
+
+/// How a `Puller` reaches registries.
+#[derive(Debug, Clone)]
+pub struct PullConfig {
+    /// Registry hosts (`host:port`) spoken to over plain HTTP.
+    pub plain_http: Vec<String>,
+    /// Layers fetched at once per image.
+    pub max_concurrent_downloads: usize,
+    /// Platform wanted from an index: (os, architecture).
+    pub platform: (String, String),
+}
+
+impl Default for PullConfig {
+    fn default() -> Self {
+        Self {
+            plain_http: Vec::new(),
+            max_concurrent_downloads: 3,
+            platform: ("linux".into(), "amd64".into()),
+        }
+    }
+}
+
+/// Pulls images into one store. Holds one registry client, so tokens are reused.
+pub struct Puller {
+    store: Arc<Store>,
+    client: oci_client::Client,
+    config: PullConfig,
+}
+
+#[derive(Debug, Deserialize)]
+struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    digest: Digest,
+    size: u64,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Platform {
+    architecture: String,
+    os: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Manifest {
+    #[serde(rename = "schemaVersion")]
+    schema_version: u32,
+    #[serde(rename = "mediaType", default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Option<Vec<Descriptor>>,
+    #[serde(default)]
+    manifests: Option<Vec<Descriptor>>,
+}
+
+impl Puller {
+    pub fn new(store: Arc<Store>, config: PullConfig) -> Self {
+        let client = oci_client::Client::new(ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(config.plain_http.clone()),
+            platform_resolver: None,
+            max_concurrent_download: config.max_concurrent_downloads.max(1),
+            ..Default::default()
+        });
+        Self {
+            store,
+            client,
+            config,
+        }
+    }
+
+    /// Pulls `reference` (all of it that the store lacks), unpacks its layers, and stores its
+    /// record with the reference's tag and the pulled manifest's digest as names.
+    pub async fn pull(&self, reference: &Reference, auth: &RegistryAuth) -> Result<ImageRecord> {
+        let shown = reference.to_string();
+        let _lease = self.store.lease();
+        let registry_err = |e: oci_client::errors::OciDistributionError| Error::Registry {
+            reference: shown.clone(),
+            reason: e.to_string(),
+        };
+        let bad = |reason: String| Error::Registry {
+            reference: shown.clone(),
+            reason,
+        };
+        let (registry, repo) = (reference.domain().to_string(), reference.path().to_string());
+        let oci_ref = match (reference.tag(), reference.digest()) {
+            (Some(t), Some(d)) => {
+                oci_client::Reference::with_tag_and_digest(registry, repo, t.into(), d.to_string())
+            }
+            (None, Some(d)) => oci_client::Reference::with_digest(registry, repo, d.to_string()),
+            (Some(t), None) => oci_client::Reference::with_tag(registry, repo, t.into()),
+            (None, None) => oci_client::Reference::with_tag(
+                registry,
+                repo,
+                crate::reference::DEFAULT_TAG.into(),
+            ),
+        };
+
+        let (bytes, _) = self
+            .client
+            .pull_manifest_raw(&oci_ref, auth, ACCEPTED)
+            .await
+            .map_err(registry_err)?;
+        let top_digest = Digest::of(&bytes);
+        if let Some(want) = reference.digest() {
+            if *want != top_digest {
+                return Err(Error::DigestMismatch {
+                    what: "manifest",
+                    expected: want.clone(),
+                    actual: top_digest,
+                });
+            }
+        }
+        let mut manifests = vec![top_digest.clone()];
+        let mut manifest = parse_manifest(&bytes).map_err(&bad)?;
+        self.store.write_blob(&bytes[..], &top_digest)?;
+
+        if let Some(entries) = &manifest.manifests {
+            let (os, arch) = &self.config.platform;
+            let chosen = entries
+                .iter()
+                .find(|d| {
+                    d.platform
+                        .as_ref()
+                        .is_some_and(|p| &p.os == os && &p.architecture == arch)
+                })
+                .ok_or_else(|| bad(format!("no manifest for {os}/{arch} in the index")))?;
+            let by_digest = oci_ref.clone_with_digest(chosen.digest.to_string());
+            let (bytes, _) = self
+                .client
+                .pull_manifest_raw(&by_digest, auth, ACCEPTED)
+                .await
+                .map_err(registry_err)?;
+            let got = Digest::of(&bytes);
+            if got != chosen.digest {
+                return Err(Error::DigestMismatch {
+                    what: "manifest",
+                    expected: chosen.digest.clone(),
+                    actual: got,
+                });
+            }
+            manifest = parse_manifest(&bytes).map_err(&bad)?;
+            if manifest.manifests.is_some() {
+                return Err(bad("an index inside an index is not supported".into()));
+            }
+            self.store.write_blob(&bytes[..], &got)?;
+            manifests.push(got);
+        }
+
+        let config = manifest
+            .config
+            .ok_or_else(|| bad("manifest has no config".into()))?;
+        if config.media_type != OCI_CONFIG && config.media_type != DOCKER_CONFIG {
+            return Err(bad(format!(
+                "not a container image: config media type {:?}",
+                config.media_type
+            )));
+        }
+        let layers = manifest.layers.unwrap_or_default();
+        for l in &layers {
+            if l.media_type.contains("encrypted") {
+                return Err(bad(format!(
+                    "layer {} is encrypted ({}), which berth cannot decrypt",
+                    l.digest, l.media_type
+                )));
+            }
+        }
+        self.fetch_blob(&oci_ref, &config, &shown).await?;
+        stream::iter(layers.iter().map(|l| self.fetch_blob(&oci_ref, l, &shown)))
+            .buffer_unordered(self.config.max_concurrent_downloads.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+
+        let repo_tags = reference.repo_tag().into_iter().collect();
+        let repo_digests = vec![reference.repo_digest(&top_digest)];
+        let layer_blobs: Vec<Digest> = layers.iter().map(|l| l.digest.clone()).collect();
+        let store = self.store.clone();
+        let id = config.digest.clone();
+        let record = tokio::task::spawn_blocking(move || {
+            store.create_image(&id, &layer_blobs, &manifests, repo_tags, repo_digests)
+        })
+        .await
+        .map_err(|e| bad(format!("unpack task: {e}")))??;
+        info!(reference = %shown, image_id = %record.id, "image pulled");
+        Ok(record)
+    }
+
+    /// Streams one blob into the store (skipped when the store has it), verified against
+    /// the descriptor's digest and size.
+    async fn fetch_blob(
+        &self,
+        image: &oci_client::Reference,
+        d: &Descriptor,
+        shown: &str,
+    ) -> Result<()> {
+        if self.store.has_blob(&d.digest) {
+            debug!(digest = %d.digest, "blob already in the store");
+            return Ok(());
+        }
+        let digest = d.digest.to_string();
+        let mut s = self
+            .client
+            .pull_blob_stream(image, digest.as_str())
+            .await
+            .map_err(|e| Error::Registry {
+                reference: shown.to_string(),
+                reason: format!("fetch blob {digest}: {e}"),
+            })?;
+        let mut ingest = self.store.ingest(&d.digest, Some(d.size))?;
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk.map_err(|e| Error::Registry {
+                reference: shown.to_string(),
+                reason: format!("fetch blob {digest}: {e}"),
+            })?;
+            ingest.write(&chunk)?;
+        }
+        let n = ingest.commit()?;
+        debug!(%digest, bytes = n, "blob fetched");
+        Ok(())
+    }
+}
+
+fn parse_manifest(bytes: &[u8]) -> Result<Manifest, String> {
+    if bytes.len() > MAX_MANIFEST {
+        return Err(format!(
+            "manifest of {} bytes is larger than {MAX_MANIFEST}",
+            bytes.len()
+        ));
+    }
+    let m: Manifest = serde_json::from_slice(bytes).map_err(|e| format!("bad manifest: {e}"))?;
+    if m.schema_version != 2 {
+        return Err(format!(
+            "manifest schema version {} is not supported (only 2)",
+            m.schema_version
+        ));
+    }
+    match m.media_type.as_deref() {
+        None | Some(OCI_MANIFEST | OCI_INDEX | DOCKER_MANIFEST | DOCKER_LIST) => Ok(m),
+        Some(other) => Err(format!("manifest media type {other:?} is not supported")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_are_checked() {
+        let d = Digest::of(b"");
+        let m = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"{DOCKER_CONFIG}","digest":"{d}","size":0}},"layers":[]}}"#
+        );
+        assert!(parse_manifest(m.as_bytes()).unwrap().config.is_some());
+        assert!(
+            parse_manifest(br#"{"schemaVersion":1}"#)
+                .unwrap_err()
+                .contains("schema version 1")
+        );
+        assert!(parse_manifest(br#"{"schemaVersion":2,"mediaType":"text/plain"}"#).is_err());
+        assert!(parse_manifest(&vec![b' '; MAX_MANIFEST + 1]).is_err());
+    }
+}
