@@ -1205,8 +1205,8 @@ fn cgroup_memory_limit_oom_kill_reported_by_events() -> R {
     let mut events = cmd.spawn().unwrap();
     let watching = wait_until(|| std::fs::metadata(&log).is_ok_and(|m| m.len() > 0));
     std::fs::write(b.rootfs().join("tmp/go"), "").unwrap();
-    check(watching, "events printed nothing")?;
     let _ = events.wait();
+    check(watching, "events printed nothing")?;
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     check(
         text.lines().any(|l| l.contains("\"type\":\"oom\"")),
