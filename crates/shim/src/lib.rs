@@ -1,0 +1,14 @@
+//! berth-shim: the per-container supervisor between berthd and the OCI runtime.
+//!
+//! The binary (`src/main.rs`) daemonizes, creates the container through a runc-compatible
+//! runtime, owns its stdio, writes the CRI log, reaps it, records its exit, and serves the
+//! API in [`protocol`] on `<state-dir>/shim.sock`. [`client`] is the blocking client berthd
+//! uses. See docs/shim.md.
+
+pub mod client;
+mod error;
+pub mod protocol;
+pub mod server;
+pub mod sys;
+
+pub use error::Error;
