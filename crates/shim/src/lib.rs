@@ -7,6 +7,7 @@
 
 pub mod client;
 mod error;
+pub mod logging;
 pub mod protocol;
 pub mod server;
 pub mod sys;

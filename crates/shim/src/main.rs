@@ -1,55 +1,136 @@
 //! berth-shim: see docs/shim.md.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::Context;
-use clap::Parser;
 
 use berth_shim::server::runtime::Runtime;
 use berth_shim::server::{self, Config, Shim, files};
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "berth-shim",
-    version,
-    about = "berth's per-container supervisor"
-)]
+const USAGE: &str = "\
+usage: berth-shim --id ID --bundle DIR [options]
+
+  --id ID               container id, as given to the runtime
+  --bundle DIR          OCI bundle directory
+  --state-dir DIR       the shim's directory (socket, exit status); default /run/berth/shims/<id>
+  --log-path FILE       the container's CRI log file
+  --runtime BIN         runc-compatible runtime (default berth-oci)
+  --runtime-root DIR    the runtime's --root (default /run/berth-oci)
+  --stdin               give the container a stdin pipe
+  --foreground          no new session, no detach
+  --log-level LEVEL     error, warn, info (default), debug, trace
+";
+
+/// The command line. Parsed by hand: clap's code is a fifth of the shim's resident size.
+#[derive(Debug)]
 struct Args {
-    /// Container id, as given to the runtime.
-    #[arg(long)]
     id: String,
-    /// OCI bundle directory.
-    #[arg(long)]
     bundle: PathBuf,
-    /// The shim's own directory (socket, exit status); default /run/berth/shims/<id>.
-    #[arg(long)]
     state_dir: Option<PathBuf>,
-    /// The CRI log file of the container.
-    #[arg(long)]
     log_path: Option<PathBuf>,
-    /// The runc-compatible runtime binary.
-    #[arg(long, default_value = "berth-oci")]
     runtime: PathBuf,
-    /// The runtime's --root.
-    #[arg(long, default_value = "/run/berth-oci")]
     runtime_root: PathBuf,
-    /// Give the container a stdin pipe.
-    #[arg(long)]
     stdin: bool,
-    /// Stay in the foreground (no new session, no detach).
-    #[arg(long)]
     foreground: bool,
-    /// error, warn, info, debug, trace.
-    #[arg(long, default_value = "info")]
     log_level: tracing::Level,
-    #[arg(long, hide = true)]
     daemon_child: bool,
 }
 
+impl Args {
+    fn parse(argv: impl IntoIterator<Item = OsString>) -> anyhow::Result<Args> {
+        let mut id = None;
+        let mut bundle = None;
+        let mut a = Args {
+            id: String::new(),
+            bundle: PathBuf::new(),
+            state_dir: None,
+            log_path: None,
+            runtime: PathBuf::from("berth-oci"),
+            runtime_root: PathBuf::from("/run/berth-oci"),
+            stdin: false,
+            foreground: false,
+            log_level: tracing::Level::INFO,
+            daemon_child: false,
+        };
+        let mut it = argv.into_iter();
+        while let Some(arg) = it.next() {
+            let arg = arg
+                .into_string()
+                .map_err(|a| anyhow::anyhow!("argument {a:?} is not UTF-8"))?;
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(OsString::from(v))),
+                _ => (arg, None),
+            };
+            let mut value = |name: &str| {
+                inline
+                    .clone()
+                    .or_else(|| it.next())
+                    .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))
+            };
+            match flag.as_str() {
+                "--id" => id = Some(value("--id")?.to_string_lossy().into_owned()),
+                "--bundle" => bundle = Some(PathBuf::from(value("--bundle")?)),
+                "--state-dir" => a.state_dir = Some(PathBuf::from(value("--state-dir")?)),
+                "--log-path" => a.log_path = Some(PathBuf::from(value("--log-path")?)),
+                "--runtime" => a.runtime = PathBuf::from(value("--runtime")?),
+                "--runtime-root" => a.runtime_root = PathBuf::from(value("--runtime-root")?),
+                "--log-level" => {
+                    let v = value("--log-level")?;
+                    a.log_level = v
+                        .to_string_lossy()
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("--log-level: unknown level {v:?}"))?;
+                }
+                "--stdin" => a.stdin = true,
+                "--foreground" => a.foreground = true,
+                "--daemon-child" => a.daemon_child = true,
+                "-h" | "--help" => {
+                    print!("{USAGE}");
+                    std::process::exit(0);
+                }
+                "-V" | "--version" => {
+                    println!("berth-shim {}", env!("CARGO_PKG_VERSION"));
+                    std::process::exit(0);
+                }
+                other => anyhow::bail!("unknown argument {other:?}\n{USAGE}"),
+            }
+        }
+        a.id = id.ok_or_else(|| anyhow::anyhow!("--id is required\n{USAGE}"))?;
+        a.bundle = bundle.ok_or_else(|| anyhow::anyhow!("--bundle is required\n{USAGE}"))?;
+        Ok(a)
+    }
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = match Args::parse(std::env::args_os().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("berth-shim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The daemon leaves its starter's working directory (and the mount it pins) behind.
+    for p in [&mut args.bundle, &mut args.runtime_root] {
+        if let Ok(abs) = std::path::absolute(&*p) {
+            *p = abs;
+        }
+    }
+    for p in [&mut args.state_dir, &mut args.log_path]
+        .into_iter()
+        .flatten()
+    {
+        if let Ok(abs) = std::path::absolute(&*p) {
+            *p = abs;
+        }
+    }
+    if args.runtime.components().count() > 1
+        && let Ok(abs) = std::path::absolute(&args.runtime)
+    {
+        args.runtime = abs;
+    }
     let state_dir = args
         .state_dir
         .clone()
@@ -118,13 +199,10 @@ fn detach(state_dir: &std::path::Path) -> anyhow::Result<()> {
 fn serve(args: &Args, state_dir: PathBuf) -> anyhow::Result<()> {
     if args.daemon_child {
         nix::unistd::setsid().context("setsid")?;
+        std::env::set_current_dir("/").context("chdir /")?;
     }
     nix::sys::prctl::set_child_subreaper(true).context("PR_SET_CHILD_SUBREAPER")?;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_max_level(args.log_level)
-        .init();
+    berth_shim::logging::StderrLog::install(args.log_level);
     let signals = server::block_sigchld()?;
     let cfg = Config {
         id: args.id.clone(),

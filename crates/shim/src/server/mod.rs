@@ -41,6 +41,9 @@ const MAX_CONN_BUFFER: usize = 8 << 20;
 const EXEC_BACKPRESSURE: usize = 1 << 20;
 /// Stdin bytes held for a process before its client is no longer read.
 const STDIN_BACKPRESSURE: usize = 256 << 10;
+/// One read of process output: a quarter of a pipe's default buffer. Small on purpose: every
+/// page the shim touches stays resident.
+const READ_SIZE: usize = 16 << 10;
 
 pub struct Config {
     pub id: String,
@@ -109,6 +112,8 @@ pub struct Shim {
     listener: UnixListener,
     signals: SignalFd,
     exit_requested: bool,
+    /// The buffer process output is read into, kept between reads.
+    scratch: Vec<u8>,
 }
 
 fn set_nonblocking(fd: impl AsFd) -> Result<(), Error> {
@@ -324,6 +329,7 @@ impl Shim {
             listener,
             signals,
             exit_requested: false,
+            scratch: Vec::new(),
             cfg,
         })
     }
@@ -480,7 +486,13 @@ impl Shim {
     /// Reads one stream once (or, when `drain`, until nothing is left) and hands the bytes
     /// to the log and the attached clients.
     fn read_output(&mut self, key: &Target, stream: Stream, drain: bool) {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.resize(READ_SIZE, 0);
+        self.read_output_with(key, stream, drain, &mut buf);
+        self.scratch = buf;
+    }
+
+    fn read_output_with(&mut self, key: &Target, stream: Stream, drain: bool, buf: &mut [u8]) {
         loop {
             let Some(p) = self.proc(key) else { return };
             let slot = match stream {
@@ -488,7 +500,7 @@ impl Shim {
                 Stream::Stderr => &mut p.io.err,
             };
             let Some(f) = slot else { return };
-            match f.read(&mut buf) {
+            match f.read(buf) {
                 Ok(0) => {
                     *slot = None;
                     if *key == Target::Main {
@@ -570,7 +582,7 @@ impl Shim {
             c.flush();
         }
         if revents.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-            let mut buf = [0u8; 64 * 1024];
+            let mut buf = [0u8; 8 * 1024];
             match c.stream.read(&mut buf) {
                 Ok(0) => c.dead = true,
                 Ok(n) => c.inbuf.extend_from_slice(&buf[..n]),
