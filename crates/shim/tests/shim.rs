@@ -303,17 +303,25 @@ fn starter_killed_leaves_container_running_and_shim_reattachable() -> TestResult
 
 fn no_zombie_left_behind() -> TestResult {
     // No pid namespace: the subshell's background sleep is orphaned to the shim (subreaper).
-    let c = Ctr::run_sh("(sleep 0.2 &); exec sleep 100", false, |b| {
+    let c = Ctr::run_sh("(sleep 0.5 &); exec sleep 100", false, |b| {
         b.config["linux"]["namespaces"] =
             json!([{"type": "mount"}, {"type": "ipc"}, {"type": "uts"}]);
     })?;
     let shim = c.started.shim_pid;
+    let main = c.started.pid;
+    ensure(
+        wait_until(|| children(shim).iter().any(|&p| p != main)),
+        || "the orphan never became the shim's child".into(),
+    )?;
     let (_, s) = c
         .client()?
         .exec("x", process(&["true"]), false, false)
         .map_err(e2s)?;
     s.collect().map_err(e2s)?;
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    std::thread::sleep(std::time::Duration::from_millis(900));
+    ensure(children(shim) == [main], || {
+        format!("shim children besides the container: {:?}", children(shim))
+    })?;
     let z = zombie_children(shim);
     ensure(z.is_empty(), || {
         format!("zombie children of the shim: {z:?}")

@@ -240,18 +240,26 @@ pub fn ppid(pid: i32) -> Option<i32> {
         .ok()
 }
 
-/// Children of `parent` that are zombies.
-pub fn zombie_children(parent: i32) -> Vec<i32> {
+/// Children of `parent`.
+pub fn children(parent: i32) -> Vec<i32> {
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        if ppid(pid) == Some(parent) && proc_state(pid) == Some('Z') {
+        if ppid(pid) == Some(parent) {
             v.push(pid);
         }
     }
     v
+}
+
+/// Children of `parent` that are zombies.
+pub fn zombie_children(parent: i32) -> Vec<i32> {
+    children(parent)
+        .into_iter()
+        .filter(|&p| proc_state(p) == Some('Z'))
+        .collect()
 }
 
 /// Polls `f` for up to 10 seconds.
