@@ -31,6 +31,30 @@ pub fn recorded_exit(state_dir: &Path) -> Result<Option<ExitStatus>, Error> {
     }
 }
 
+/// What a restarted berthd finds of a shim it started before.
+pub enum Found {
+    /// The shim serves its socket.
+    Live { client: Client, state: State },
+    /// No shim answers, but the container's exit was recorded.
+    Exited(ExitStatus),
+    /// Neither: the shim is gone and recorded no exit (it was killed, or never created the
+    /// container). The caller asks the runtime (`state`, `delete --force`).
+    Lost,
+}
+
+/// Re-attaches to the shim of `state_dir`, or reads what it left.
+pub fn find(state_dir: &Path) -> Result<Found, Error> {
+    if let Ok(mut client) = Client::connect(state_dir)
+        && let Ok(state) = client.state()
+    {
+        return Ok(Found::Live { client, state });
+    }
+    Ok(match recorded_exit(state_dir)? {
+        Some(e) => Found::Exited(e),
+        None => Found::Lost,
+    })
+}
+
 fn proto_err(e: std::io::Error) -> Error {
     Error::Protocol(e.to_string())
 }

@@ -99,6 +99,33 @@ pub enum Status {
     Stopped,
 }
 
+impl Status {
+    pub fn can_start(self) -> bool {
+        self == Status::Created
+    }
+
+    pub fn can_exec(self) -> bool {
+        self == Status::Running
+    }
+
+    /// The only way a status changes: `event` applied to `self`, or None when the event
+    /// does not apply in this status.
+    pub fn update(self, event: Transition) -> Option<Status> {
+        match (self, event) {
+            (Status::Created, Transition::Started) => Some(Status::Running),
+            (Status::Created | Status::Running, Transition::Exited) => Some(Status::Stopped),
+            _ => None,
+        }
+    }
+}
+
+/// What moves a container from one [`Status`] to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Started,
+    Exited,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct State {
     pub id: String,
@@ -197,6 +224,23 @@ mod tests {
         );
         assert_eq!(take_frame(&mut buf).unwrap(), None);
         assert_eq!(buf.len(), 3);
+    }
+
+    #[test]
+    fn status_changes_only_forward() {
+        assert_eq!(
+            Status::Created.update(Transition::Started),
+            Some(Status::Running)
+        );
+        assert_eq!(
+            Status::Created.update(Transition::Exited),
+            Some(Status::Stopped)
+        );
+        assert_eq!(Status::Running.update(Transition::Started), None);
+        assert_eq!(Status::Stopped.update(Transition::Started), None);
+        assert_eq!(Status::Stopped.update(Transition::Exited), None);
+        assert!(Status::Created.can_start() && !Status::Running.can_start());
+        assert!(Status::Running.can_exec() && !Status::Stopped.can_exec());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use berth_shim::client::{Client, Event, recorded_exit};
+use berth_shim::client::{Client, Event, Found, recorded_exit};
 use berth_shim::protocol::Status;
 use libtest_mimic::{Arguments, Completion, Trial};
 use serde_json::json;
@@ -387,6 +387,28 @@ fn delete_makes_the_shim_exit() -> TestResult {
     })
 }
 
+fn restarted_client_finds_live_shim_or_recorded_exit() -> TestResult {
+    let c = Ctr::run_sh("sleep 100", false, |_| {})?;
+    match berth_shim::client::find(&c.state_dir()).map_err(e2s)? {
+        Found::Live { state, .. } if state.status == Status::Running => {}
+        Found::Live { state, .. } => return Err(format!("live but {state:?}")),
+        _ => return Err("running shim not found".into()),
+    }
+    let mut cl = c.client()?;
+    cl.kill(9, false).map_err(e2s)?;
+    cl.wait(None).map_err(e2s)?;
+    cl.shutdown().map_err(e2s)?;
+    ensure(wait_until(|| !alive(c.started.shim_pid)), || {
+        "shim still alive".into()
+    })?;
+    match berth_shim::client::find(&c.state_dir()).map_err(e2s)? {
+        Found::Exited(e) if e.exit_code == 137 => Ok(()),
+        Found::Exited(e) => Err(format!("recorded {e:?}")),
+        Found::Live { .. } => Err("shim answers after shutdown".into()),
+        Found::Lost => Err("exit lost".into()),
+    }
+}
+
 fn create_failure_is_reported() -> TestResult {
     let r = Ctr::create(Bundle::new(&["/no/such/binary"]), false);
     match r {
@@ -438,6 +460,10 @@ fn main() {
             no_fd_of_the_starter_reaches_the_container,
         ),
         ("delete_makes_the_shim_exit", delete_makes_the_shim_exit),
+        (
+            "restarted_client_finds_live_shim_or_recorded_exit",
+            restarted_client_finds_live_shim_or_recorded_exit,
+        ),
         ("create_failure_is_reported", create_failure_is_reported),
     ];
     let trials = tests

@@ -29,7 +29,7 @@ use nix::unistd::Pid;
 use tracing::{debug, info, warn};
 
 use crate::Error;
-use crate::protocol::{self, ExitStatus, Request, Response, State, Status};
+use crate::protocol::{self, ExitStatus, Request, Response, State, Status, Transition};
 use console::ConsoleSocket;
 use crilog::{CriLog, LogFile, Stream};
 use runtime::{ProcStdio, Runtime};
@@ -732,6 +732,13 @@ impl Shim {
         }))
     }
 
+    fn transition(&mut self, event: Transition) {
+        if let Some(next) = self.status.update(event) {
+            debug!(container_id = %self.cfg.id, from = ?self.status, to = ?next, "status");
+            self.status = next;
+        }
+    }
+
     fn state(&self) -> State {
         State {
             id: self.cfg.id.clone(),
@@ -744,16 +751,14 @@ impl Shim {
     }
 
     fn start(&mut self) -> Result<(), Error> {
-        if self.status != Status::Created {
+        if !self.status.can_start() {
             return Err(Error::Remote(format!(
                 "container is {:?}, not created",
                 self.status
             )));
         }
         self.cfg.runtime.start(&self.cfg.id)?;
-        if self.main.exit.is_none() {
-            self.status = Status::Running;
-        }
+        self.transition(Transition::Started);
         self.started_at = Some(now_rfc3339());
         info!(container_id = %self.cfg.id, "container started");
         Ok(())
@@ -816,7 +821,7 @@ impl Shim {
         if self.execs.contains_key(exec_id) {
             return Err(Error::Remote(format!("exec {exec_id} exists")));
         }
-        if self.status != Status::Running {
+        if !self.status.can_exec() {
             return Err(Error::Remote(format!(
                 "container is {:?}, not running",
                 self.status
@@ -937,7 +942,7 @@ impl Shim {
         info!(container_id = %self.cfg.id, exit_code, signal, oom_killed, "container exited");
         self.main.exit = Some(status.clone());
         self.main.io.stdin = None;
-        self.status = Status::Stopped;
+        self.transition(Transition::Exited);
         self.finished(&Target::Main, status);
     }
 

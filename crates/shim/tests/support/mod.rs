@@ -209,6 +209,12 @@ impl Drop for Ctr {
         if let Ok(mut c) = self.client() {
             let _ = c.delete(true);
         }
+        // The shim may be gone (a test shut it down): delete through the runtime.
+        let _ = Command::new(runtime())
+            .arg("--root")
+            .arg(self.dir.path().join("root"))
+            .args(["delete", "--force", &self.id])
+            .output();
         let shim = self.started.shim_pid;
         wait_until(|| !alive(shim));
         if alive(shim) {
