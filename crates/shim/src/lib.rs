@@ -3,8 +3,11 @@
 //! The binary (`src/main.rs`) daemonizes, creates the container through a runc-compatible
 //! runtime, owns its stdio, writes the CRI log, reaps it, records its exit, and serves the
 //! API in [`protocol`] on `<state-dir>/shim.sock`. [`client`] is the blocking client berthd
-//! uses. See docs/shim.md.
+//! uses, and [`async_client`] (feature `tokio`) the same for async callers. See
+//! docs/shim.md.
 
+#[cfg(feature = "tokio")]
+pub mod async_client;
 pub mod client;
 mod error;
 pub mod logging;

@@ -409,6 +409,54 @@ fn restarted_client_finds_live_shim_or_recorded_exit() -> TestResult {
     }
 }
 
+fn async_client_execs_attaches_and_waits() -> TestResult {
+    use berth_shim::async_client::Client as AsyncClient;
+    let c = Ctr::create(
+        Bundle::new(&["sh", "-c", "read x; echo got $x; exit 9"]),
+        true,
+    )?;
+    let dir = c.state_dir();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(e2s)?;
+    rt.block_on(async {
+        let mut attach = AsyncClient::connect(&dir)
+            .await
+            .map_err(e2s)?
+            .attach()
+            .await
+            .map_err(e2s)?;
+        let mut cl = AsyncClient::connect(&dir).await.map_err(e2s)?;
+        cl.start().await.map_err(e2s)?;
+        let (_, s) = AsyncClient::connect(&dir)
+            .await
+            .map_err(e2s)?
+            .exec("a", process(&["echo", "exec"]), false, false)
+            .await
+            .map_err(e2s)?;
+        let (e, out, _) = s.collect().await.map_err(e2s)?;
+        ensure(e.exit_code == 0 && out == b"exec\n", || {
+            format!("{e:?} {out:?}")
+        })?;
+        let waiter = tokio::spawn({
+            let dir = dir.clone();
+            async move { AsyncClient::connect(&dir).await?.wait(None).await }
+        });
+        attach.writer.write_stdin(b"x\n").await.map_err(e2s)?;
+        match attach.next_event().await.map_err(e2s)? {
+            Some(Event::Stdout(d)) if d == b"got x\n" => {}
+            other => return Err(format!("attach got {other:?}")),
+        }
+        let e = waiter.await.map_err(e2s)?.map_err(e2s)?;
+        ensure(e.exit_code == 9, || format!("{e:?}"))?;
+        ensure(
+            cl.state().await.map_err(e2s)?.status == Status::Stopped,
+            || "not stopped".into(),
+        )
+    })
+}
+
 fn create_failure_is_reported() -> TestResult {
     let r = Ctr::create(Bundle::new(&["/no/such/binary"]), false);
     match r {
@@ -463,6 +511,10 @@ fn main() {
         (
             "restarted_client_finds_live_shim_or_recorded_exit",
             restarted_client_finds_live_shim_or_recorded_exit,
+        ),
+        (
+            "async_client_execs_attaches_and_waits",
+            async_client_execs_attaches_and_waits,
         ),
         ("create_failure_is_reported", create_failure_is_reported),
     ];
