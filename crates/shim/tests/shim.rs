@@ -152,6 +152,20 @@ fn exec_returns_exit_code_and_output() -> TestResult {
     ensure(e.exit_code == 0 && out == b"abc", || {
         format!("{e:?} {out:?}")
     })?;
+    // a failed exec answers with the runtime's error, and the connection stays usable
+    let mut cl = c.client()?;
+    match cl.call(&berth_shim::protocol::Request::Exec {
+        exec_id: "bad".into(),
+        process: process(&["/no/such/exec"]),
+        tty: false,
+        stdin: false,
+    }) {
+        Err(e) if e.to_string().contains("/no/such/exec") => {}
+        other => return Err(format!("exec of a missing binary: {other:?}")),
+    }
+    ensure(cl.state().map_err(e2s)?.status == Status::Running, || {
+        "state after failed exec".into()
+    })?;
     // the main container's log holds nothing of the execs
     ensure(c.log_records()?.is_empty(), || {
         "exec output in the container log".into()

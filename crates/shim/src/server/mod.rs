@@ -753,7 +753,7 @@ impl Shim {
     fn start(&mut self) -> Result<(), Error> {
         if !self.status.can_start() {
             return Err(Error::Remote(format!(
-                "container is {:?}, not created",
+                "container is {}, not created",
                 self.status
             )));
         }
@@ -823,7 +823,7 @@ impl Shim {
         }
         if !self.status.can_exec() {
             return Err(Error::Remote(format!(
-                "container is {:?}, not running",
+                "container is {}, not running",
                 self.status
             )));
         }
