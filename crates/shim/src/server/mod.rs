@@ -286,6 +286,8 @@ impl Shim {
         let mut plumbing = plumbing(tty, cfg.stdin, cfg.state_dir.join("console.sock"))?;
         let pid_file = files::init_pid(&cfg.state_dir);
         let _ = std::fs::remove_file(&pid_file);
+        // An exit recorded by an earlier shim of this directory is not this container's.
+        let _ = std::fs::remove_file(files::exit_status(&cfg.state_dir));
         let stdio = std::mem::replace(
             &mut plumbing.stdio,
             ProcStdio {
