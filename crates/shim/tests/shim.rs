@@ -152,6 +152,31 @@ fn exec_returns_exit_code_and_output() -> TestResult {
     ensure(e.exit_code == 0 && out == b"abc", || {
         format!("{e:?} {out:?}")
     })?;
+    // kill of an exec process
+    let (_, s) = c
+        .client()?
+        .exec("k", process(&["sleep", "100"]), false, false)
+        .map_err(e2s)?;
+    c.client()?.kill_exec("k", 9).map_err(e2s)?;
+    let (e, _, _) = s.collect().map_err(e2s)?;
+    ensure(e.exit_code == 137 && e.signal == Some(9), || {
+        format!("killed exec {e:?}")
+    })?;
+    // an exec whose client went away keeps its exit for a later wait
+    let (_, s) = c
+        .client()?
+        .exec(
+            "gone",
+            process(&["sh", "-c", "sleep 0.2; exit 6"]),
+            false,
+            false,
+        )
+        .map_err(e2s)?;
+    drop(s);
+    let e = c.client()?.wait(Some("gone")).map_err(e2s)?;
+    ensure(e.exit_code == 6, || {
+        format!("exec waited after its client left: {e:?}")
+    })?;
     // a failed exec answers with the runtime's error, and the connection stays usable
     let mut cl = c.client()?;
     match cl.call(&berth_shim::protocol::Request::Exec {

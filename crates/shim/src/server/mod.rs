@@ -711,7 +711,14 @@ impl Shim {
                     None => Err(Error::Remote("no such exec".into())),
                     Some(Proc {
                         exit: Some(exit), ..
-                    }) => Ok(Response::Exit(exit.clone())),
+                    }) => {
+                        let exit = exit.clone();
+                        // An exec's exit is kept until someone has it, then forgotten.
+                        if let Target::Exec(id) = &target {
+                            self.execs.remove(id);
+                        }
+                        Ok(Response::Exit(exit))
+                    }
                     Some(_) => {
                         if let Some(c) = self.conns.get_mut(&conn) {
                             c.waits.push(target);
