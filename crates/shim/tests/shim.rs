@@ -2,7 +2,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -508,7 +507,6 @@ fn create_failure_is_reported() -> TestResult {
 type TestFn = fn() -> TestResult;
 
 fn main() {
-    let _ = std::io::stdout().flush();
     let args = Arguments::from_args();
     let missing = missing_prerequisite();
     let tests: &[(&str, TestFn)] = &[
