@@ -495,6 +495,47 @@ fn async_client_execs_attaches_and_waits() -> TestResult {
     })
 }
 
+fn slow_runtime_command_does_not_stop_the_loop() -> TestResult {
+    // A runtime whose `start` takes a second: the shim answers other clients meanwhile.
+    let wrapper_dir = tempfile::tempdir().map_err(e2s)?;
+    let wrapper = wrapper_dir.path().join("slow-runtime");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = start ] && sleep 1; done\nexec {} \"$@\"\n",
+            runtime().display()
+        ),
+    )
+    .map_err(e2s)?;
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .map_err(e2s)?;
+    let c = Ctr::create_with(Bundle::new(&["sleep", "100"]), false, |o| {
+        o.runtime = Some(wrapper.clone());
+    })?;
+    let dir = c.state_dir();
+    let t0 = std::time::Instant::now();
+    let starter = std::thread::spawn(move || Client::connect(&dir).and_then(|mut c| c.start()));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let st = c.client()?.state().map_err(e2s)?;
+    let answered = t0.elapsed();
+    ensure(st.status == Status::Created, || format!("{st:?}"))?;
+    ensure(answered < std::time::Duration::from_millis(700), || {
+        format!("state took {answered:?} while start was in flight")
+    })?;
+    starter
+        .join()
+        .map_err(|_| "starter panicked")?
+        .map_err(e2s)?;
+    ensure(t0.elapsed() >= std::time::Duration::from_secs(1), || {
+        "start was not slow".into()
+    })?;
+    let st = c.client()?.state().map_err(e2s)?;
+    ensure(st.status == Status::Running, || format!("{st:?}"))
+}
+
 fn create_failure_is_reported() -> TestResult {
     let r = Ctr::create(Bundle::new(&["/no/such/binary"]), false);
     match r {
@@ -552,6 +593,10 @@ fn main() {
         (
             "async_client_execs_attaches_and_waits",
             async_client_execs_attaches_and_waits,
+        ),
+        (
+            "slow_runtime_command_does_not_stop_the_loop",
+            slow_runtime_command_does_not_stop_the_loop,
         ),
         ("create_failure_is_reported", create_failure_is_reported),
     ];

@@ -9,9 +9,10 @@ pub mod console;
 pub mod crilog;
 pub mod files;
 pub mod oom;
+mod ops;
 pub mod runtime;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -114,6 +115,9 @@ pub struct Shim {
     exit_requested: bool,
     /// The buffer process output is read into, kept between reads.
     scratch: Vec<u8>,
+    /// Requests waiting for the runtime, and the one running (see ops.rs).
+    queue: VecDeque<(u64, Request)>,
+    in_flight: Option<ops::InFlight>,
 }
 
 fn set_nonblocking(fd: impl AsFd) -> Result<(), Error> {
@@ -209,6 +213,18 @@ fn plumbing(tty: bool, stdin: bool, console_path: PathBuf) -> Result<Plumbing, E
 }
 
 impl Plumbing {
+    /// The process's side of the stdio, for the runtime command; the shim keeps its side.
+    fn take_stdio(&mut self) -> ProcStdio {
+        std::mem::replace(
+            &mut self.stdio,
+            ProcStdio {
+                stdin: Stdio::null(),
+                stdout: Stdio::null(),
+                stderr: Stdio::null(),
+            },
+        )
+    }
+
     /// After the runtime returned: takes the pty master, if any.
     fn finish(mut self) -> Result<Io, Error> {
         if let Some(c) = &self.console {
@@ -288,14 +304,7 @@ impl Shim {
         let _ = std::fs::remove_file(&pid_file);
         // An exit recorded by an earlier shim of this directory is not this container's.
         let _ = std::fs::remove_file(files::exit_status(&cfg.state_dir));
-        let stdio = std::mem::replace(
-            &mut plumbing.stdio,
-            ProcStdio {
-                stdin: Stdio::null(),
-                stdout: Stdio::null(),
-                stderr: Stdio::null(),
-            },
-        );
+        let stdio = plumbing.take_stdio();
         let created = cfg.runtime.create(
             &cfg.id,
             &cfg.bundle,
@@ -332,6 +341,8 @@ impl Shim {
             signals,
             exit_requested: false,
             scratch: Vec::new(),
+            queue: VecDeque::new(),
+            in_flight: None,
             cfg,
         })
     }
@@ -657,26 +668,18 @@ impl Shim {
         debug!(container_id = %self.cfg.id, request = ?req, "request");
         let result = match req {
             Request::State => Ok(Response::State(self.state())),
-            Request::Start => self.start().map(|()| Response::Ok),
             Request::Kill {
                 signal,
-                all,
-                exec_id,
-            } => self.kill(signal, all, exec_id).map(|()| Response::Ok),
-            Request::Exec {
-                exec_id,
-                process,
-                tty,
-                stdin,
-            } => match self.exec(&exec_id, process, tty, stdin) {
-                Ok(pid) => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        c.attached = Some(Target::Exec(exec_id));
-                    }
-                    Ok(Response::Exec { pid })
-                }
-                Err(e) => Err(e),
-            },
+                exec_id: Some(e),
+                ..
+            } => self.kill_exec(&e, signal).map(|()| Response::Ok),
+            req @ (Request::Start
+            | Request::Kill { .. }
+            | Request::Exec { .. }
+            | Request::Delete { .. }) => {
+                self.queue_runtime(conn, req);
+                return None;
+            }
             Request::Attach => {
                 let exit = self.main.exit.clone();
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -727,10 +730,6 @@ impl Shim {
                     }
                 }
             }
-            Request::Delete { force } => self.cfg.runtime.delete(&self.cfg.id, force).map(|()| {
-                self.exit_requested = true;
-                Response::Ok
-            }),
             Request::Shutdown => {
                 self.exit_requested = true;
                 Ok(Response::Ok)
@@ -759,41 +758,17 @@ impl Shim {
         }
     }
 
-    fn start(&mut self) -> Result<(), Error> {
-        if !self.status.can_start() {
-            return Err(Error::Remote(format!(
-                "container is {}, not created",
-                self.status
-            )));
+    fn kill_exec(&mut self, exec_id: &str, signal: i32) -> Result<(), Error> {
+        let p = self
+            .execs
+            .get(exec_id)
+            .ok_or_else(|| Error::Remote(format!("no exec {exec_id}")))?;
+        if p.exit.is_some() {
+            return Ok(());
         }
-        self.cfg.runtime.start(&self.cfg.id)?;
-        self.transition(Transition::Started);
-        self.started_at = Some(now_rfc3339());
-        info!(container_id = %self.cfg.id, "container started");
-        Ok(())
-    }
-
-    fn kill(&mut self, signal: i32, all: bool, exec_id: Option<String>) -> Result<(), Error> {
-        match exec_id {
-            None => {
-                if self.main.exit.is_some() {
-                    return Ok(());
-                }
-                self.cfg.runtime.kill(&self.cfg.id, signal, all)
-            }
-            Some(e) => {
-                let p = self
-                    .execs
-                    .get(&e)
-                    .ok_or_else(|| Error::Remote(format!("no exec {e}")))?;
-                if p.exit.is_some() {
-                    return Ok(());
-                }
-                let sig = Signal::try_from(signal).map_err(Error::sys("signal"))?;
-                // The exec process is our child and not yet reaped: its pid cannot be reused.
-                nix::sys::signal::kill(Pid::from_raw(p.pid), sig).map_err(Error::sys("kill"))
-            }
-        }
+        let sig = Signal::try_from(signal).map_err(Error::sys("signal"))?;
+        // The exec process is our child and not yet reaped: its pid cannot be reused.
+        nix::sys::signal::kill(Pid::from_raw(p.pid), sig).map_err(Error::sys("kill"))
     }
 
     fn resize(&mut self, exec_id: Option<String>, width: u16, height: u16) -> Result<(), Error> {
@@ -817,74 +792,36 @@ impl Shim {
         })
     }
 
-    fn exec(
-        &mut self,
-        exec_id: &str,
-        mut process: serde_json::Value,
-        tty: bool,
-        stdin: bool,
-    ) -> Result<i32, Error> {
-        if !valid_exec_id(exec_id) {
-            return Err(Error::Remote(format!("invalid exec id {exec_id:?}")));
-        }
-        if self.execs.contains_key(exec_id) {
-            return Err(Error::Remote(format!("exec {exec_id} exists")));
-        }
-        if !self.status.can_exec() {
-            return Err(Error::Remote(format!(
-                "container is {}, not running",
-                self.status
-            )));
-        }
-        if !process.is_object() {
-            return Err(Error::Remote("process must be an object".into()));
-        }
-        process["terminal"] = serde_json::Value::Bool(tty);
-        let dir = &self.cfg.state_dir;
-        let process_file = dir.join(format!("exec-{exec_id}.json"));
-        let pid_file = dir.join(format!("exec-{exec_id}.pid"));
-        let _ = std::fs::remove_file(&pid_file);
-        std::fs::write(
-            &process_file,
-            serde_json::to_vec(&process).unwrap_or_default(),
-        )
-        .map_err(Error::io("write", &process_file))?;
-        let mut plumbing = plumbing(tty, stdin, dir.join("exec-console.sock"))?;
-        let stdio = std::mem::replace(
-            &mut plumbing.stdio,
-            ProcStdio {
-                stdin: Stdio::null(),
-                stdout: Stdio::null(),
-                stderr: Stdio::null(),
-            },
-        );
-        let result = self.cfg.runtime.exec(
-            &self.cfg.id,
-            &process_file,
-            &pid_file,
-            plumbing.console.as_ref().map(|c| c.path()),
-            stdio,
-        );
-        let _ = std::fs::remove_file(&process_file);
-        let _ = std::fs::remove_file(&pid_file);
-        let pid = result.map_err(|e| plumbing.failure(e))?;
-        let io = plumbing.finish()?;
-        info!(container_id = %self.cfg.id, exec_id, pid, tty, "exec started");
-        self.execs.insert(
-            exec_id.to_owned(),
-            Proc {
-                pid,
-                io,
-                exit: None,
-            },
-        );
-        Ok(pid)
-    }
-
     /// Reaps every child that exited and records the ends of the main and exec processes.
+    ///
+    /// While a runtime command is in flight only that command and the known exec processes
+    /// are reaped: the container's init stays a zombie, so that its pid still names it for
+    /// the runtime (`start` opens a pidfd on it, `kill` signals it), and an exec process the
+    /// command starts is reaped only once its pid is known.
     fn reap(&mut self) -> Result<(), Error> {
         while let Ok(Some(_)) = self.signals.read_signal() {}
         loop {
+            if let Some(f) = &self.in_flight {
+                let pid = f.pid;
+                let mut progressed = false;
+                match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) => {}
+                    Ok(ws) => {
+                        self.runtime_exited(ws);
+                        progressed = true;
+                    }
+                    Err(e) => {
+                        warn!(pid, error = %e, "wait for the runtime");
+                        self.runtime_exited(WaitStatus::Exited(Pid::from_raw(pid), 255));
+                        progressed = true;
+                    }
+                }
+                progressed |= self.reap_execs();
+                if !progressed {
+                    return Ok(());
+                }
+                continue;
+            }
             let ws = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => return Ok(()),
                 Ok(ws) => ws,
@@ -908,6 +845,26 @@ impl Shim {
                 self.exec_exited(e, code, signal);
             }
         }
+    }
+
+    /// Reaps exec processes that exited, by pid; true if one did.
+    fn reap_execs(&mut self) -> bool {
+        let running: Vec<(String, i32)> = self
+            .execs
+            .iter()
+            .filter(|(_, p)| p.exit.is_none())
+            .map(|(k, p)| (k.clone(), p.pid))
+            .collect();
+        let mut any = false;
+        for (id, pid) in running {
+            if let Ok(ws) = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG))
+                && let Some((code, signal)) = exit_of(pid, ws)
+            {
+                self.exec_exited(id, code, signal);
+                any = true;
+            }
+        }
+        any
     }
 
     fn finished(&mut self, key: &Target, status: ExitStatus) {

@@ -1,5 +1,7 @@
 //! The OCI runtime, driven through its command line with runc's contract.
 
+use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -44,8 +46,9 @@ impl Runtime {
         read_pid(pid_file)
     }
 
-    /// `exec --process F [--console-socket S] --pid-file P --detach ID`; returns the pid.
-    pub fn exec(
+    /// `exec --process F [--tty --console-socket S] --pid-file P --detach ID`, started and not
+    /// waited for: the shim's loop reaps it. Returns the runtime's pid.
+    pub fn spawn_exec(
         &self,
         id: &str,
         process_file: &Path,
@@ -59,53 +62,39 @@ impl Runtime {
             c.arg("--tty").arg("--console-socket").arg(s);
         }
         c.arg("--detach").arg(id);
-        self.run_spawning(c, stdio, "exec")?;
-        read_pid(pid_file)
+        c.stdin(stdio.stdin)
+            .stdout(stdio.stdout)
+            .stderr(stdio.stderr);
+        let child = c.spawn().map_err(|e| Error::Spawn {
+            binary: self.binary.clone(),
+            source: e,
+        })?;
+        Ok(child.id() as i32)
     }
 
-    pub fn start(&self, id: &str) -> Result<(), Error> {
-        self.run(&["start", id], "start")
-    }
-
-    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), Error> {
-        let sig = signal.to_string();
-        let mut args = vec!["kill"];
-        if all {
-            args.push("--all");
-        }
-        args.extend([id, &sig]);
-        self.run(&args, "kill")
-    }
-
-    pub fn delete(&self, id: &str, force: bool) -> Result<(), Error> {
-        let mut args = vec!["delete"];
-        if force {
-            args.push("--force");
-        }
-        args.push(id);
-        self.run(&args, "delete")
-    }
-
-    fn run(&self, args: &[&str], op: &'static str) -> Result<(), Error> {
-        let out = self
+    /// A runtime command (`start`, `kill`, `delete`), started and not waited for; returns its
+    /// pid and the read end of its stderr.
+    pub fn spawn(&self, args: &[&str]) -> Result<(i32, File), Error> {
+        let mut child = self
             .command(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .output()
+            .spawn()
             .map_err(|e| Error::Spawn {
                 binary: self.binary.clone(),
                 source: e,
             })?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(Error::Runtime {
-                op,
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            })
-        }
+        let stderr = child
+            .stderr
+            .take()
+            .map(OwnedFd::from)
+            .ok_or_else(|| Error::Spawn {
+                binary: self.binary.clone(),
+                source: std::io::Error::other("no stderr pipe"),
+            })?;
+        // Dropping `child` neither kills nor waits: the loop reaps the pid.
+        Ok((child.id() as i32, File::from(stderr)))
     }
 
     /// Runs a command whose stdio the new process inherits. The runtime's own error text then
@@ -135,7 +124,32 @@ impl Runtime {
     }
 }
 
-fn read_pid(path: &Path) -> Result<i32, Error> {
+/// `start ID`.
+pub fn start_args(id: &str) -> Vec<String> {
+    vec!["start".into(), id.into()]
+}
+
+/// `kill [--all] ID SIG`.
+pub fn kill_args(id: &str, signal: i32, all: bool) -> Vec<String> {
+    let mut v = vec!["kill".to_owned()];
+    if all {
+        v.push("--all".into());
+    }
+    v.extend([id.to_owned(), signal.to_string()]);
+    v
+}
+
+/// `delete [--force] ID`.
+pub fn delete_args(id: &str, force: bool) -> Vec<String> {
+    let mut v = vec!["delete".to_owned()];
+    if force {
+        v.push("--force".into());
+    }
+    v.push(id.into());
+    v
+}
+
+pub fn read_pid(path: &Path) -> Result<i32, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
         what: "read pid file",
         path: path.to_owned(),

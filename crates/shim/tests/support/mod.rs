@@ -137,12 +137,22 @@ impl Ctr {
 
     /// Creates (not starts) the container through a new shim.
     pub fn create(bundle: Bundle, stdin: bool) -> Result<Ctr, String> {
+        Ctr::create_with(bundle, stdin, |_| {})
+    }
+
+    /// Creates the container with the shim's options adjusted by `tweak`.
+    pub fn create_with(
+        bundle: Bundle,
+        stdin: bool,
+        tweak: impl FnOnce(&mut ShimOptions),
+    ) -> Result<Ctr, String> {
         let id = unique_id("shim");
         let dir = tempfile::Builder::new()
             .prefix("berth-shim-")
             .tempdir()
             .map_err(|e| e.to_string())?;
-        let o = Ctr::options(&id, &bundle, dir.path(), stdin);
+        let mut o = Ctr::options(&id, &bundle, dir.path(), stdin);
+        tweak(&mut o);
         let started = berth_shim::client::start_shim(&o).map_err(|e| format!("start shim: {e}"))?;
         Ok(Ctr {
             id,
