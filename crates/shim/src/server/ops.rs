@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use nix::sys::wait::WaitStatus;
 use tracing::info;
 
-use super::{Plumbing, Proc, Shim, Target, now_rfc3339, plumbing, read_available};
+use super::stdio::{Plumbing, plumbing, read_available};
+use super::{Proc, Shim, Target, now_rfc3339};
 use crate::Error;
 use crate::protocol::{Request, Response, Transition};
 
