@@ -310,6 +310,8 @@ pub struct ShimOptions {
     pub runtime: Option<PathBuf>,
     pub runtime_root: Option<PathBuf>,
     pub stdin: bool,
+    /// More flags for the shim (`--log-level debug`, `--log-format json`).
+    pub extra_args: Vec<String>,
 }
 
 /// What a started shim reports.
@@ -351,6 +353,7 @@ pub fn start_shim(o: &ShimOptions) -> Result<Started, Error> {
     if o.stdin {
         c.arg("--stdin");
     }
+    c.args(&o.extra_args);
     let out = c
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

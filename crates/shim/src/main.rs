@@ -22,6 +22,7 @@ usage: berth-shim --id ID --bundle DIR [options]
   --stdin               give the container a stdin pipe
   --foreground          no new session, no detach
   --log-level LEVEL     error, warn, info (default), debug, trace
+  --log-format FORMAT   text (default) or json, for the shim's own log (shim.log)
 ";
 
 /// The command line. Parsed by hand: clap's code is a fifth of the shim's resident size.
@@ -36,6 +37,7 @@ struct Args {
     stdin: bool,
     foreground: bool,
     log_level: tracing::Level,
+    log_json: bool,
     daemon_child: bool,
 }
 
@@ -53,6 +55,7 @@ impl Args {
             stdin: false,
             foreground: false,
             log_level: tracing::Level::INFO,
+            log_json: false,
             daemon_child: false,
         };
         let mut it = argv.into_iter();
@@ -83,6 +86,13 @@ impl Args {
                         .to_string_lossy()
                         .parse()
                         .map_err(|_| anyhow::anyhow!("--log-level: unknown level {v:?}"))?;
+                }
+                "--log-format" => {
+                    a.log_json = match value("--log-format")?.to_str() {
+                        Some("text") => false,
+                        Some("json") => true,
+                        v => anyhow::bail!("--log-format: {v:?} is neither text nor json"),
+                    }
                 }
                 "--stdin" => a.stdin = true,
                 "--foreground" => a.foreground = true,
@@ -202,7 +212,7 @@ fn serve(args: &Args, state_dir: PathBuf) -> anyhow::Result<()> {
         std::env::set_current_dir("/").context("chdir /")?;
     }
     nix::sys::prctl::set_child_subreaper(true).context("PR_SET_CHILD_SUBREAPER")?;
-    berth_shim::logging::StderrLog::install(args.log_level);
+    berth_shim::logging::StderrLog::install(args.log_level, args.log_json);
     let signals = server::block_sigchld()?;
     let cfg = Config {
         id: args.id.clone(),
@@ -230,4 +240,48 @@ fn serve(args: &Args, state_dir: PathBuf) -> anyhow::Result<()> {
     }
     shim.run()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Args> {
+        Args::parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn flags_take_values_separately_or_after_equals() {
+        let a = parse(&[
+            "--id",
+            "c1",
+            "--bundle=/b",
+            "--runtime",
+            "runc",
+            "--stdin",
+            "--log-format",
+            "json",
+            "--log-level=debug",
+        ])
+        .unwrap();
+        assert_eq!(a.id, "c1");
+        assert_eq!(a.bundle, PathBuf::from("/b"));
+        assert_eq!(a.runtime, PathBuf::from("runc"));
+        assert_eq!(a.runtime_root, PathBuf::from("/run/berth-oci"));
+        assert!(a.stdin && a.log_json && !a.foreground);
+        assert_eq!(a.log_level, tracing::Level::DEBUG);
+    }
+
+    #[test]
+    fn missing_or_unknown_arguments_are_errors() {
+        assert!(
+            parse(&["--bundle", "/b"])
+                .unwrap_err()
+                .to_string()
+                .contains("--id")
+        );
+        assert!(parse(&["--id", "x", "--bundle", "/b", "--bogus"]).is_err());
+        assert!(parse(&["--id", "x", "--bundle"]).is_err());
+        assert!(parse(&["--id", "x", "--bundle", "/b", "--log-format", "xml"]).is_err());
+    }
 }

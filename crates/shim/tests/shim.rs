@@ -413,7 +413,14 @@ fn no_fd_of_the_starter_reaches_the_container() -> TestResult {
 }
 
 fn delete_makes_the_shim_exit() -> TestResult {
-    let c = Ctr::run_sh("exit 0", false, |_| {})?;
+    let c = Ctr::create_with(Bundle::new(&["sh", "-c", "exit 0"]), false, |o| {
+        o.extra_args = vec![
+            "--log-format=json".into(),
+            "--log-level".into(),
+            "debug".into(),
+        ];
+    })?;
+    c.client()?.start().map_err(e2s)?;
     let mut cl = c.client()?;
     cl.wait(None).map_err(e2s)?;
     cl.delete(false).map_err(e2s)?;

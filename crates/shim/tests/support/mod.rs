@@ -132,6 +132,7 @@ impl Ctr {
             runtime: Some(runtime()),
             runtime_root: Some(dir.join("root")),
             stdin,
+            extra_args: Vec::new(),
         }
     }
 
