@@ -43,6 +43,14 @@ pub enum Found {
 }
 
 /// Re-attaches to the shim of `state_dir`, or reads what it left.
+///
+/// Assumptions a restarted berthd may rely on:
+/// - a shim that serves its socket answers `state` at once (the loop never blocks on the
+///   runtime), so a connect that succeeds and a `state` that fails mean the shim is dying;
+/// - exit.json is written (atomically) before any client hears of the exit, and only by the
+///   shim of that directory, so a record there is final;
+/// - no exit.json and no shim means the shim died first: the container may still run, and
+///   only the runtime can tell.
 pub fn find(state_dir: &Path) -> Result<Found, Error> {
     if let Ok(mut client) = Client::connect(state_dir)
         && let Ok(state) = client.state()
