@@ -373,7 +373,7 @@ fn no_zombie_left_behind() -> TestResult {
     })
 }
 
-fn no_fd_of_the_starter_reaches_the_container() -> TestResult {
+fn nothing_of_the_starter_or_shim_reaches_the_container() -> TestResult {
     let marker = tempfile::NamedTempFile::new().map_err(e2s)?;
     let f = std::fs::File::open(marker.path()).map_err(e2s)?;
     nix::fcntl::fcntl(
@@ -400,6 +400,27 @@ fn no_fd_of_the_starter_reaches_the_container() -> TestResult {
         }
     }
     ensure(seen.len() == 3, || format!("container fds: {seen:?}"))?;
+    // nor the shim's signal mask (SIGCHLD is blocked in the shim)
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(e2s)?;
+    ensure(status.contains("SigBlk:\t0000000000000000\n"), || {
+        format!("signals blocked in the container: {status}")
+    })?;
+    let (_, s) = c
+        .client()?
+        .exec(
+            "sig",
+            process(&["grep", "SigBlk", "/proc/self/status"]),
+            false,
+            false,
+        )
+        .map_err(e2s)?;
+    let (_, out, _) = s.collect().map_err(e2s)?;
+    ensure(out == b"SigBlk:\t0000000000000000\n", || {
+        format!(
+            "signals blocked in an exec: {}",
+            String::from_utf8_lossy(&out)
+        )
+    })?;
     // and not into the shim either
     for e in std::fs::read_dir(format!("/proc/{}/fd", c.started.shim_pid))
         .map_err(e2s)?
@@ -589,8 +610,8 @@ fn main() {
         ),
         ("no_zombie_left_behind", no_zombie_left_behind),
         (
-            "no_fd_of_the_starter_reaches_the_container",
-            no_fd_of_the_starter_reaches_the_container,
+            "nothing_of_the_starter_or_shim_reaches_the_container",
+            nothing_of_the_starter_or_shim_reaches_the_container,
         ),
         ("delete_makes_the_shim_exit", delete_makes_the_shim_exit),
         (

@@ -24,6 +24,7 @@ impl Runtime {
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.binary);
         c.arg("--root").arg(&self.root).args(args);
+        crate::sys::clear_signal_mask_in_child(&mut c);
         c
     }
 
