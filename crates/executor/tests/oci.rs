@@ -105,6 +105,7 @@ fn cases() -> Vec<Case> {
         hook_timeout_fails_create_and_cleans_up,
         memory_policy_applied,
         rootfs_propagation_applied,
+        signals_default_and_unblocked_in_container,
     ]
 }
 
@@ -1499,5 +1500,27 @@ fn rootfs_propagation_applied() -> R {
     check(
         !out.contains("shared:") && !out.contains("master:"),
         format!("private root: {out}"),
+    )
+}
+
+fn signals_default_and_unblocked_in_container() -> R {
+    // Regression: Rust's runtime ignores SIGPIPE, which leaked into containers.
+    let (code, out, err) = sh(
+        "grep -E '^Sig(Blk|Ign)' /proc/self/status; yes | head -c 3 | wc -c",
+        |_| {},
+    );
+    check(code == 0, err)?;
+    check(
+        status_field(&out, "SigBlk:") == "0000000000000000",
+        format!("blocked: {out}"),
+    )?;
+    let ign = u64::from_str_radix(&status_field(&out, "SigIgn:"), 16).unwrap_or(u64::MAX);
+    check(
+        ign & (1 << (libc::SIGPIPE - 1)) == 0,
+        format!("SIGPIPE ignored: {out}"),
+    )?;
+    check(
+        out.trim_end().ends_with('3'),
+        format!("yes | head ends: {out}"),
     )
 }

@@ -191,6 +191,7 @@ pub fn run(cfg: &InitConfig<'_>, ch: &Channel) -> Result<Infallible> {
         exec_fifo = Some(fifo);
     }
     set_final_affinity(process)?;
+    reset_signals()?;
     // Everything execve needs is built before the filter is loaded.
     let envp: Vec<CString> = env
         .iter()
@@ -200,6 +201,17 @@ pub fn run(cfg: &InitConfig<'_>, ch: &Channel) -> Result<Infallible> {
     let err = sys::execve(&exe, &argv, &envp);
     drop(exec_fifo);
     Err(Error::sys(format!("exec {:?}", exe), err))
+}
+
+/// The program starts with no signal blocked and SIGPIPE at its default: Rust's runtime
+/// ignores SIGPIPE, and the caller (a shim, a harness) may block signals; both would survive
+/// execve and change how the program behaves (`yes | head` would never end).
+fn reset_signals() -> Result<()> {
+    use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(|e| Error::sys("unblock signals", e))?;
+    sys::default_signal(libc::SIGPIPE).map_err(|e| Error::sys("reset SIGPIPE", e))?;
+    Ok(())
 }
 
 /// Loads the filter if it is still pending; a listener fd goes to the runtime.

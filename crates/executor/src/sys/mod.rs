@@ -500,3 +500,14 @@ pub fn dup2(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
     // caller means to replace.
     cvt(unsafe { libc::dup2(fd.as_raw_fd(), target) } as libc::c_long).map(drop)
 }
+
+/// Puts a signal back to its default disposition.
+pub fn default_signal(sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: SIG_DFL installs no handler, so no code of ours can run in signal context.
+    let prev = unsafe { libc::signal(sig, libc::SIG_DFL) };
+    if prev == libc::SIG_ERR {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
