@@ -93,9 +93,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
-    let has_new = |t: LinuxNamespaceType| namespaces.into_iter().flatten().any(|ns| ns.typ() == t);
-    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
-        && !has_new(LinuxNamespaceType::Uts)
+    // The container has a namespace of this type, new or joined.
+    let listed = |t: LinuxNamespaceType| namespaces.into_iter().flatten().any(|ns| ns.typ() == t);
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !listed(LinuxNamespaceType::Uts)
     {
         return Err(Error::spec(
             "hostname",
@@ -103,7 +103,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
         ));
     }
     if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
-        && !has_new(LinuxNamespaceType::Uts)
+        && !listed(LinuxNamespaceType::Uts)
     {
         return Err(Error::spec(
             "domainname",
@@ -128,9 +128,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
         ));
     }
     if let Some(sysctls) = linux.sysctl() {
-        let has_ns = |t| namespaces.into_iter().flatten().any(|ns| ns.typ() == t);
         for key in sysctls.keys() {
-            check_sysctl(key, &has_ns)?;
+            check_sysctl(key, &listed)?;
         }
     }
     if let Some(p) = linux.cgroups_path() {
@@ -170,7 +169,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 ));
             }
         }
-        if !time_offsets.is_empty() && !has_new(LinuxNamespaceType::Time) {
+        if !time_offsets.is_empty() && !listed(LinuxNamespaceType::Time) {
             return Err(Error::spec(
                 "linux.timeOffsets",
                 "time offsets need a new time namespace",

@@ -14,7 +14,7 @@ use crate::hooks;
 use crate::process::channel::Message;
 use crate::process::init::{InitConfig, Role};
 use crate::process::spawn::{Namespaces, spawn};
-use crate::spec::load_bundle;
+use crate::spec::{Bundle, load_bundle};
 use crate::state::{
     Container, EXEC_FIFO, Record, STATE_VERSION, check_id, now_rfc3339, proc_start_time,
 };
@@ -32,7 +32,12 @@ pub struct CreateOptions {
 /// Creates the container; returns the pid of its process.
 pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<i32> {
     check_id(id)?;
-    let bundle = load_bundle(&opts.bundle)?;
+    create_from(rt, id, &load_bundle(&opts.bundle)?, opts)
+}
+
+/// `create` for a bundle already loaded (and validated); `opts.bundle` is not read again.
+pub fn create_from(rt: &Runtime, id: &str, bundle: &Bundle, opts: &CreateOptions) -> Result<i32> {
+    check_id(id)?;
     let spec = &bundle.spec;
     let process = spec.process().as_ref().expect("validated");
     // Relative bind-mount sources are relative to the bundle, as with runc.
@@ -110,7 +115,7 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<i32> {
             cgroup_path: &cgroup_path,
         },
         console_socket,
-        preserve_fds: opts.preserve_fds + crate::process::init::listen_fds(0).unwrap_or(0),
+        preserve_fds: opts.preserve_fds + crate::process::init::listen_fds().unwrap_or(0),
     };
     let created = now_rfc3339();
     let spawned = spawn(&cfg, &ns, Some(&cgroup), &created)?;
@@ -124,7 +129,7 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<i32> {
             version: STATE_VERSION,
             id: id.to_owned(),
             pid,
-            pid_start: proc_start_time(pid).unwrap_or(0),
+            pid_start: 0,
             bundle: bundle.dir.clone(),
             rootfs: bundle.rootfs.clone(),
             created,

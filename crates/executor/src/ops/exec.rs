@@ -96,16 +96,7 @@ fn join_container(c: &Container) -> Result<Namespaces> {
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
     for n in spec_ns {
-        let name = match n.typ() {
-            oci_spec::runtime::LinuxNamespaceType::Mount => "mnt",
-            oci_spec::runtime::LinuxNamespaceType::Cgroup => "cgroup",
-            oci_spec::runtime::LinuxNamespaceType::Uts => "uts",
-            oci_spec::runtime::LinuxNamespaceType::Ipc => "ipc",
-            oci_spec::runtime::LinuxNamespaceType::User => "user",
-            oci_spec::runtime::LinuxNamespaceType::Pid => "pid",
-            oci_spec::runtime::LinuxNamespaceType::Network => "net",
-            oci_spec::runtime::LinuxNamespaceType::Time => "time",
-        };
+        let name = crate::process::spawn::proc_ns_name(n.typ());
         let path = format!("/proc/{}/ns/{name}", c.record.pid);
         let fd = nix::fcntl::open(
             path.as_str(),

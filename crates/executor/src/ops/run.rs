@@ -9,8 +9,9 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::Runtime;
-use super::create::{CreateOptions, create};
+use super::create::{CreateOptions, create_from};
 use crate::error::{Error, Result};
+use crate::spec::{Bundle, load_bundle};
 
 #[derive(Debug, Default, Clone)]
 pub struct RunOptions {
@@ -20,10 +21,12 @@ pub struct RunOptions {
 }
 
 pub fn run(rt: &Runtime, id: &str, opts: &RunOptions) -> Result<i32> {
+    // The id names a path below: check it before anything is created.
+    crate::state::check_id(id)?;
+    let bundle = load_bundle(&opts.create.bundle)?;
     // In the foreground, a terminal with nowhere to send it is ours: receive the pty master on
     // a private socket and relay it to our own stdio, as runc does.
-    let needs_tty =
-        !opts.detach && opts.create.console_socket.is_none() && wants_terminal(&opts.create);
+    let needs_tty = !opts.detach && opts.create.console_socket.is_none() && wants_terminal(&bundle);
     let mut create_opts = opts.create.clone();
     let console = if needs_tty {
         let path = rt.root.join(format!(".{id}.console"));
@@ -35,7 +38,7 @@ pub fn run(rt: &Runtime, id: &str, opts: &RunOptions) -> Result<i32> {
     } else {
         None
     };
-    let created = create(rt, id, &create_opts);
+    let created = create_from(rt, id, &bundle, &create_opts);
     let master = match console {
         Some((l, path)) => {
             let _ = std::fs::remove_file(&path);
@@ -64,10 +67,12 @@ pub fn run(rt: &Runtime, id: &str, opts: &RunOptions) -> Result<i32> {
     Ok(code)
 }
 
-fn wants_terminal(opts: &CreateOptions) -> bool {
-    crate::spec::load_config(&opts.bundle.join("config.json"))
-        .ok()
-        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+fn wants_terminal(bundle: &Bundle) -> bool {
+    bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
         .unwrap_or(false)
 }
 

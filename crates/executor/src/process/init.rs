@@ -156,7 +156,7 @@ pub fn run(cfg: &InitConfig<'_>, ch: &Channel) -> Result<Infallible> {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| Error::sys("set no_new_privs", e))?;
     }
     enter_cwd(process.cwd())?;
-    let env = environment(process, cfg.preserve_fds);
+    let env = environment(process);
     let (exe, argv) = resolve_exe(process, &env)?;
     // Nothing of the runtime may reach the container: every descriptor above the preserved
     // ones closes at execve (CVE-2024-21626).
@@ -494,9 +494,9 @@ fn enter_cwd(cwd: &Path) -> Result<()> {
     Ok(())
 }
 
-fn environment(process: &Process, preserve_fds: u32) -> Vec<String> {
+fn environment(process: &Process) -> Vec<String> {
     let mut env = process.env().clone().unwrap_or_default();
-    if let Some(n) = listen_fds(preserve_fds) {
+    if let Some(n) = listen_fds() {
         env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
         env.push(format!("LISTEN_FDS={n}"));
         env.push("LISTEN_PID=1".into());
@@ -505,7 +505,7 @@ fn environment(process: &Process, preserve_fds: u32) -> Vec<String> {
 }
 
 /// Socket activation: when the runtime itself got LISTEN_FDS, the container gets them.
-pub fn listen_fds(_preserve_fds: u32) -> Option<u32> {
+pub fn listen_fds() -> Option<u32> {
     std::env::var("LISTEN_FDS")
         .ok()?
         .parse()

@@ -36,6 +36,20 @@ pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
     }
 }
 
+/// The name of a namespace type under /proc/<pid>/ns/.
+pub fn proc_ns_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
 /// The container process, forked and waiting at its first handshake step.
 pub struct Spawned {
     pub pid: i32,
@@ -83,14 +97,10 @@ fn spawn_direct(
     match sys::clone_process(flags.bits()).map_err(|e| Error::sys("clone", e))? {
         Forked::Child => {
             drop(parent);
-            let e = match enter(ns, cgroup, CloneFlags::CLONE_NEWCGROUP, &child)
-                .and_then(|()| init::run(cfg, &child))
-            {
-                Ok(never) => match never {},
-                Err(e) => e,
-            };
-            child.report_error(&e);
-            sys::exit_now(1);
+            container_process(&child, || {
+                enter(ns, cgroup, CloneFlags::CLONE_NEWCGROUP, &child)?;
+                init::run(cfg, &child)
+            })
         }
         Forked::Parent(pid) => {
             drop(child);
@@ -109,6 +119,14 @@ fn spawn_direct(
             })
         }
     }
+}
+
+/// The forked container process: runs `body`, which execs on success; a failure is reported
+/// and the process ends without returning into the runtime's code.
+fn container_process(ch: &Channel, body: impl FnOnce() -> Result<std::convert::Infallible>) -> ! {
+    let Err(e) = body();
+    ch.report_error(&e);
+    sys::exit_now(1)
 }
 
 /// Joins the cgroup, then the shared namespaces, then unshares `unshare` among the new ones.
@@ -259,14 +277,7 @@ fn stage1(
     match sys::clone_process(libc::CLONE_PARENT)
         .map_err(|e| Error::sys("fork container process", e))?
     {
-        Forked::Child => {
-            let e = match init::run(cfg, ch) {
-                Ok(never) => match never {},
-                Err(e) => e,
-            };
-            ch.report_error(&e);
-            sys::exit_now(1);
-        }
+        Forked::Child => container_process(ch, || init::run(cfg, ch)),
         Forked::Parent(pid) => ch.send(&Message::Pid(pid)).map_err(io),
     }
 }

@@ -98,7 +98,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path, cgroup_path: &Path) -> Result<()> {
         if m.destination() == Path::new("/dev") && opts.is_bind() {
             dev_is_bind = true;
         }
-        mounts::mount_entry(&root, rootfs, m, &opts, cgroup_path).map_err(|e| {
+        mounts::mount_entry(&root, m, &opts, cgroup_path).map_err(|e| {
             Error::spec(
                 format!("mounts[{i}] ({})", m.destination().display()),
                 e.to_string(),

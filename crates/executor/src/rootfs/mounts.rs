@@ -261,7 +261,6 @@ fn reopen(root: &OwnedFd, rel: &Path) -> Result<OwnedFd> {
 
 pub(super) fn mount_entry(
     root: &OwnedFd,
-    rootfs: &Path,
     m: &Mount,
     opts: &MountOptions,
     cgroup_path: &Path,
@@ -324,7 +323,6 @@ pub(super) fn mount_entry(
             other => other?,
         }
     }
-    let _ = rootfs;
     if !opts.propagation.is_empty() || opts.attr_set != 0 || opts.attr_clear != 0 {
         let top = reopen(root, &rel)?;
         for p in &opts.propagation {

@@ -1,6 +1,6 @@
 //! Building a libseccomp filter from a profile, and loading it.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use libseccomp::{ScmpAction, ScmpArgCompare, ScmpFilterContext, ScmpSyscall};
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompArg};
@@ -70,9 +70,7 @@ impl Filter {
             // when the filter above was loaded with SECCOMP_FILTER_FLAG_NEW_LISTENER; libseccomp
             // only stores the number and closes it solely in seccomp_reset(NULL), which berth
             // never calls (see the doc comment). So the OwnedFd is its only owner.
-            // (This is the one unsafe block of the seccomp module; it belongs with the
-            // executor's sys layer once that exists.)
-            Some(unsafe { OwnedFd::from_raw_fd(raw) })
+            Some(unsafe { crate::sys::adopt_fd(raw) })
         } else {
             None
         };
