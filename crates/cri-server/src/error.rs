@@ -63,6 +63,38 @@ impl Error {
     }
 }
 
+impl From<berth_image::Error> for Error {
+    fn from(e: berth_image::Error) -> Self {
+        use berth_image::Error as E;
+        match e {
+            E::InvalidReference { .. } | E::InvalidDigest { .. } | E::InvalidSnapshotId(_) => {
+                Error::InvalidArgument(e.to_string())
+            }
+            E::ImageNotFound(name) => Error::NotFound {
+                kind: "image",
+                id: name,
+            },
+            E::Pinned(_) | E::SnapshotExists(_) => Error::FailedPrecondition(e.to_string()),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<berth_sandbox::Error> for Error {
+    fn from(e: berth_sandbox::Error) -> Self {
+        use berth_sandbox::Error as E;
+        match e {
+            E::NotFound { kind, id } => Error::NotFound { kind, id },
+            E::AlreadyExists { kind, id } => Error::AlreadyExists { kind, id },
+            E::InvalidArgument(m) => Error::InvalidArgument(m),
+            E::FailedPrecondition(m) => Error::FailedPrecondition(m),
+            E::Spec(berth_sandbox::spec::Error::InvalidArgument(m)) => Error::InvalidArgument(m),
+            E::Image(e) => e.into(),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
 /// The one place a berthd error becomes a gRPC status.
 pub fn to_status(err: &Error) -> tonic::Status {
     tonic::Status::new(err.code(), err.to_string())

@@ -30,13 +30,14 @@ const SOCKET_MODE: u32 = 0o660;
 
 /// Binds the CRI socket, serves until `shutdown` completes, then removes the socket.
 pub async fn serve(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let images = Arc::new(berth_image::Store::open(config.root.join("image"))?);
     let listener = bind(&config.socket)?;
     info!(socket = %config.socket.display(), "serving CRI v1");
 
     let runtime = RuntimeServiceServer::new(RuntimeService::new(config.clone()))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    let image = ImageServiceServer::new(ImageService::new(config.clone()))
+    let image = ImageServiceServer::new(ImageService::new(config.clone(), images.clone()))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
 

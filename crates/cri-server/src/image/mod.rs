@@ -15,15 +15,17 @@ mod stream_images;
 
 pub use berth_api::runtime::v1::image_service_server::ImageServiceServer;
 
-/// The image service. The image store (crates/image) will be passed in here.
+/// The image service: the RPCs over berthd's one image store.
 pub struct ImageService {
-    #[allow(dead_code)] // read by the RPCs once the image store exists
+    #[allow(dead_code)] // read by the RPCs once they are written
     config: Arc<Config>,
+    #[allow(dead_code)]
+    store: Arc<berth_image::Store>,
 }
 
 impl ImageService {
-    pub fn new(config: Arc<Config>) -> Self {
-        ImageService { config }
+    pub fn new(config: Arc<Config>, store: Arc<berth_image::Store>) -> Self {
+        ImageService { config, store }
     }
 }
 

@@ -1,0 +1,1 @@
+//! The runtime side of the CNI spec: network configs, plugin invocation, result cache.

@@ -1,0 +1,1 @@
+//! Pod network namespaces, pinned by a bind mount under berth's state dir.
