@@ -28,6 +28,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .emit_rerun_if_changed(false)
         // Credentials: lib.rs implements a Debug that redacts them.
         .skip_debug([".runtime.v1.AuthConfig"])
+        // berthd persists the pod and container configs it was given as JSON records.
+        .message_attribute(
+            ".runtime.v1",
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
+        )
+        .enum_attribute(
+            ".runtime.v1",
+            "#[derive(serde::Serialize, serde::Deserialize)]",
+        )
         .compile_fds(fds)?;
     Ok(())
 }

@@ -24,6 +24,13 @@ pub struct Config {
     pub log_level: String,
     pub log_format: LogFormat,
     pub cgroup_driver: CgroupDriver,
+    /// cgroup parent of pods the kubelet gives none (cgroupfs path).
+    pub cgroup_parent: String,
+    /// The berth-shim binary; empty: the one beside berthd, else `berth-shim` on PATH.
+    pub shim_binary: PathBuf,
+    /// The runc-compatible runtime the shims run; empty: `berth-oci` beside berthd, else
+    /// on PATH.
+    pub runtime_binary: PathBuf,
     pub cni: CniConfig,
 }
 
@@ -59,6 +66,9 @@ impl Default for Config {
             log_level: "info".into(),
             log_format: LogFormat::Text,
             cgroup_driver: CgroupDriver::Cgroupfs,
+            cgroup_parent: "/berth".into(),
+            shim_binary: PathBuf::new(),
+            runtime_binary: PathBuf::new(),
             cni: CniConfig::default(),
         }
     }
@@ -92,6 +102,19 @@ impl Config {
             Err(e) => Err(Error::io("read config file", path, e)),
         }
     }
+}
+
+/// A helper binary: `configured` when set, else `name` beside the running berthd, else
+/// `name` (looked up on PATH when run).
+pub fn helper_binary(configured: &Path, name: &str) -> PathBuf {
+    if !configured.as_os_str().is_empty() {
+        return configured.to_path_buf();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join(name)))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 fn strip(err: Error) -> String {

@@ -14,7 +14,9 @@ use tokio::sync::oneshot;
 use tokio_stream::wrappers::UnixListenerStream;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use berth_sandbox::{Options, Sandboxes};
+
+use crate::config::{Config, helper_binary};
 use crate::error::{Error, Result};
 use crate::image::{ImageService, ImageServiceServer};
 use crate::runtime::{RuntimeService, RuntimeServiceServer};
@@ -31,10 +33,19 @@ const SOCKET_MODE: u32 = 0o660;
 /// Binds the CRI socket, serves until `shutdown` completes, then removes the socket.
 pub async fn serve(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> Result<()> {
     let images = Arc::new(berth_image::Store::open(config.root.join("image"))?);
+    let snapshots = Arc::new(berth_image::Snapshotter::open(
+        config.root.join("snapshots"),
+    )?);
+    let sandboxes = Arc::new(Sandboxes::open(
+        sandbox_options(&config),
+        images.clone(),
+        snapshots,
+    )?);
+    berth_sandbox::recovery::recover(&sandboxes).await?;
     let listener = bind(&config.socket)?;
     info!(socket = %config.socket.display(), "serving CRI v1");
 
-    let runtime = RuntimeServiceServer::new(RuntimeService::new(config.clone()))
+    let runtime = RuntimeServiceServer::new(RuntimeService::new(config.clone(), sandboxes))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     let image = ImageServiceServer::new(ImageService::new(config.clone(), images.clone()))
@@ -74,6 +85,18 @@ pub async fn serve(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> R
     };
     remove_socket(&config.socket);
     result.map_err(|e| Error::Internal(format!("grpc server: {e}")))
+}
+
+fn sandbox_options(config: &Config) -> Options {
+    Options {
+        root: config.root.clone(),
+        state: config.state.clone(),
+        shim_binary: helper_binary(&config.shim_binary, "berth-shim"),
+        runtime_binary: helper_binary(&config.runtime_binary, "berth-oci"),
+        cni_conf_dir: config.cni.conf_dir.clone(),
+        cni_bin_dirs: config.cni.bin_dirs.clone(),
+        default_cgroup_parent: config.cgroup_parent.clone(),
+    }
 }
 
 /// Creates the socket's directory, clears a stale socket, binds and restricts it.

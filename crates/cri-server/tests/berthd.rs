@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use berth_api::runtime::v1::image_service_client::ImageServiceClient;
 use berth_api::runtime::v1::runtime_service_client::RuntimeServiceClient;
 use berth_api::runtime::v1::{
-    CgroupDriver, ListImagesRequest, NetworkConfig, RunPodSandboxRequest, RuntimeConfig,
+    CgroupDriver, CheckpointContainerRequest, ListImagesRequest, NetworkConfig, RuntimeConfig,
     RuntimeConfigRequest, StatusRequest, StatusResponse, StreamContainersRequest,
     UpdateRuntimeConfigRequest, VersionRequest,
 };
@@ -318,13 +318,13 @@ async fn unimplemented_rpcs_say_so_and_name_the_rpc() {
     let channel = berthd.channel().await;
 
     let err = RuntimeServiceClient::new(channel.clone())
-        .run_pod_sandbox(RunPodSandboxRequest::default())
+        .checkpoint_container(CheckpointContainerRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented);
     assert_eq!(
         err.message(),
-        "runtime.v1.RuntimeService/RunPodSandbox is not implemented yet"
+        "runtime.v1.RuntimeService/CheckpointContainer is not implemented yet"
     );
 
     let err = RuntimeServiceClient::new(channel.clone())

@@ -32,6 +32,15 @@ pub enum Error {
     #[error("shim: {0}")]
     Shim(#[from] berth_shim::Error),
 
+    #[error(transparent)]
+    Cni(#[from] crate::cni::Error),
+
+    #[error(transparent)]
+    NetNs(#[from] crate::netns::Error),
+
+    #[error("deadline exceeded: {0}")]
+    DeadlineExceeded(String),
+
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -1,10 +1,203 @@
 //! berth-sandbox: pods and containers.
 //!
-//! See docs/cri.md for how a pod is put together.
+//! [`Sandboxes`] is the handle berthd's RuntimeService calls: it runs pods (an infra
+//! process holding the pod's namespaces, networked by CNI) and their containers (each
+//! supervised by a berth-shim running berth-oci), keeps their [`records`], and rebuilds
+//! itself from them at start ([`recovery`]). See docs/cri.md for the whole picture.
 
+pub mod cleanup;
 pub mod cni;
+mod container;
 mod error;
+mod files;
 pub mod netns;
+pub mod pause;
+mod pod;
+pub mod records;
+pub mod recovery;
+mod shims;
 pub mod spec;
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use berth_image::{Snapshotter, Store};
+use tokio::sync::broadcast;
+
+pub use container::{ExecOutput, ExecSync};
 pub use error::{Error, Result};
+pub use records::{ContainerRecord, ContainerState, Exit, PodRecord, PodState, Records};
+
+/// How berthd set the sandbox layer up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Persistent state (records, snapshots, CNI cache, the infra rootfs).
+    pub root: PathBuf,
+    /// Volatile state (shim dirs, netns pins, bundles, pod files).
+    pub state: PathBuf,
+    /// The berth-shim binary.
+    pub shim_binary: PathBuf,
+    /// The runc-compatible runtime the shims run.
+    pub runtime_binary: PathBuf,
+    pub cni_conf_dir: PathBuf,
+    pub cni_bin_dirs: Vec<PathBuf>,
+    /// The cgroup parent of pods the kubelet gave none (absolute, cgroupfs form).
+    pub default_cgroup_parent: String,
+}
+
+/// A container lifecycle event, for GetContainerEvents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Created,
+    Started,
+    Stopped,
+    Deleted,
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub container_id: String,
+    pub pod_id: String,
+    pub kind: EventKind,
+    /// Nanoseconds since the epoch.
+    pub at: i64,
+}
+
+/// Pods and containers. Cheap to share behind an `Arc`.
+pub struct Sandboxes {
+    opts: Options,
+    records: Records,
+    images: Arc<Store>,
+    snapshots: Arc<Snapshotter>,
+    cni: cni::Cni,
+    locks: Locks,
+    events: broadcast::Sender<Event>,
+    pause_rootfs: PathBuf,
+}
+
+impl Sandboxes {
+    /// Opens the records and prepares the directories; [`recovery::recover`] must run
+    /// next, before any RPC is served.
+    pub fn open(opts: Options, images: Arc<Store>, snapshots: Arc<Snapshotter>) -> Result<Self> {
+        for dir in [
+            opts.state.join("pods"),
+            opts.state.join("containers"),
+            opts.state.join("shims"),
+            opts.state.join("netns"),
+            opts.state.join("runtime"),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        }
+        let records = Records::open(&opts.root)?;
+        let pause_rootfs = pause::install(&opts.root.join("pause"))?;
+        let cni = cni::Cni::new(
+            opts.cni_conf_dir.clone(),
+            opts.cni_bin_dirs.clone(),
+            opts.root.join("cni"),
+        );
+        let (events, _) = broadcast::channel(1024);
+        Ok(Sandboxes {
+            opts,
+            records,
+            images,
+            snapshots,
+            cni,
+            locks: Locks::default(),
+            events,
+            pause_rootfs,
+        })
+    }
+
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    pub fn images(&self) -> &Arc<Store> {
+        &self.images
+    }
+
+    /// Container lifecycle events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, container_id: &str, pod_id: &str, kind: EventKind) {
+        let _ = self.events.send(Event {
+            container_id: container_id.to_string(),
+            pod_id: pod_id.to_string(),
+            kind,
+            at: now_ns(),
+        });
+    }
+
+    fn pod_dir(&self, id: &str) -> PathBuf {
+        self.opts.state.join("pods").join(id)
+    }
+
+    fn bundle_dir(&self, container_id: &str) -> PathBuf {
+        self.opts.state.join("containers").join(container_id)
+    }
+
+    fn shim_dir(&self, id: &str) -> PathBuf {
+        self.opts.state.join("shims").join(id)
+    }
+
+    fn netns_dir(&self) -> PathBuf {
+        self.opts.state.join("netns")
+    }
+
+    fn runtime_root(&self) -> PathBuf {
+        self.opts.state.join("runtime")
+    }
+}
+
+/// One async lock per pod or container id: operations on one object run one at a
+/// time, while reads (List, Status) go to [`Records`] and never wait for them.
+#[derive(Default)]
+struct Locks {
+    map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Locks {
+    async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = {
+            let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(id.to_string()).or_default().clone()
+        };
+        m.lock_owned().await
+    }
+
+    fn forget(&self, id: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+}
+
+/// Nanoseconds since the epoch, as CRI timestamps are.
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// A new object id: 64 lowercase hex characters from the kernel's random source.
+fn new_id() -> Result<String> {
+    let mut b = [0u8; 32];
+    rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty())
+        .map_err(|e| Error::Internal(format!("getrandom: {e}")))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// Removes a directory tree; a missing one is fine.
+fn remove_dir(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove", path)(e)),
+    }
+}

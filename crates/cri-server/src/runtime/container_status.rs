@@ -1,19 +1,40 @@
-//! ContainerStatus: reports one container.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! ContainerStatus: state, exit code and reason, times, log path, mounts, image;
+//! `verbose` adds the pid and berth's record.
+
+use std::collections::HashMap;
 
 use berth_api::runtime::v1::{ContainerStatusRequest, ContainerStatusResponse};
 
 use super::RuntimeService;
+use super::convert;
 use crate::error::{Error, Result};
 
 impl RuntimeService {
     pub async fn container_status(
         &self,
-        _request: ContainerStatusRequest,
+        request: ContainerStatusRequest,
     ) -> Result<ContainerStatusResponse> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/ContainerStatus",
+        let c = self
+            .sandboxes
+            .records()
+            .find_container(&request.container_id)
+            .ok_or_else(|| Error::NotFound {
+                kind: "container",
+                id: request.container_id.clone(),
+            })?;
+        let mut info = HashMap::new();
+        if request.verbose {
+            let verbose = serde_json::json!({
+                "pid": c.pid,
+                "sandboxID": c.pod_id,
+                "config": c.config,
+                "stopSignal": c.stop_signal,
+            });
+            info.insert("info".to_string(), verbose.to_string());
+        }
+        Ok(ContainerStatusResponse {
+            status: Some(convert::container_status(&c)),
+            info,
         })
     }
 }

@@ -1,19 +1,26 @@
-//! ListContainers: lists containers, optionally filtered.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! ListContainers: every container, filtered by id (prefix), pod, state and labels.
 
 use berth_api::runtime::v1::{ListContainersRequest, ListContainersResponse};
 
 use super::RuntimeService;
-use crate::error::{Error, Result};
+use super::convert;
+use crate::error::Result;
 
 impl RuntimeService {
     pub async fn list_containers(
         &self,
-        _request: ListContainersRequest,
+        request: ListContainersRequest,
     ) -> Result<ListContainersResponse> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/ListContainers",
-        })
+        let filter = request.filter.unwrap_or_default();
+        let mut containers: Vec<_> = self
+            .sandboxes
+            .records()
+            .containers()
+            .iter()
+            .filter(|c| convert::container_matches(c, &filter))
+            .map(convert::container_summary)
+            .collect();
+        containers.sort_by_key(|c| c.created_at);
+        Ok(ListContainersResponse { containers })
     }
 }

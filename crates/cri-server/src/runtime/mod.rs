@@ -4,12 +4,15 @@ use std::sync::{Arc, RwLock};
 
 use berth_api::runtime::v1::*;
 
+use berth_sandbox::Sandboxes;
+
 use crate::config::Config;
 
 mod attach;
 mod checkpoint_container;
 mod container_stats;
 mod container_status;
+mod convert;
 mod create_container;
 mod exec;
 mod exec_sync;
@@ -44,18 +47,20 @@ mod version;
 
 pub use berth_api::runtime::v1::runtime_service_server::RuntimeServiceServer;
 
-/// The runtime service. Holds handles, not the state itself: later the pod and
-/// container stores live in the sandbox crate and are passed in here.
+/// The runtime service. Holds handles, not the state itself: pods and containers
+/// belong to [`Sandboxes`].
 pub struct RuntimeService {
     config: Arc<Config>,
+    sandboxes: Arc<Sandboxes>,
     /// The pod CIDR the kubelet sent with UpdateRuntimeConfig; empty until it does.
     pod_cidr: RwLock<String>,
 }
 
 impl RuntimeService {
-    pub fn new(config: Arc<Config>) -> Self {
+    pub fn new(config: Arc<Config>, sandboxes: Arc<Sandboxes>) -> Self {
         RuntimeService {
             config,
+            sandboxes,
             pod_cidr: RwLock::new(String::new()),
         }
     }

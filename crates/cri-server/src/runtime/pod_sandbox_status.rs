@@ -1,19 +1,42 @@
-//! PodSandboxStatus: reports one pod: state, IPs, namespaces; container statuses on request.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! PodSandboxStatus: state, IPs, namespaces of one pod; `verbose` adds berth's record.
+
+use std::collections::HashMap;
 
 use berth_api::runtime::v1::{PodSandboxStatusRequest, PodSandboxStatusResponse};
 
 use super::RuntimeService;
+use super::convert;
 use crate::error::{Error, Result};
 
 impl RuntimeService {
     pub async fn pod_sandbox_status(
         &self,
-        _request: PodSandboxStatusRequest,
+        request: PodSandboxStatusRequest,
     ) -> Result<PodSandboxStatusResponse> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/PodSandboxStatus",
+        let pod = self
+            .sandboxes
+            .records()
+            .find_pod(&request.pod_sandbox_id)
+            .ok_or_else(|| Error::NotFound {
+                kind: "pod sandbox",
+                id: request.pod_sandbox_id.clone(),
+            })?;
+        let mut info = HashMap::new();
+        if request.verbose {
+            let verbose = serde_json::json!({
+                "pid": pod.infra_pid,
+                "netns": pod.netns,
+                "cgroupParent": pod.cgroup_parent,
+                "config": pod.config,
+                "runtimeHandler": pod.runtime_handler,
+            });
+            info.insert("info".to_string(), verbose.to_string());
+        }
+        Ok(PodSandboxStatusResponse {
+            status: Some(convert::pod_status(&pod)),
+            info,
+            containers_statuses: Vec::new(),
+            timestamp: berth_sandbox::now_ns(),
         })
     }
 }

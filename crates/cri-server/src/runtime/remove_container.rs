@@ -1,19 +1,19 @@
-//! RemoveContainer: deletes a container, killing it first if needed. Idempotent.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! RemoveContainer: kills the container if it runs and removes it, its rootfs and
+//! bundle. Idempotent: an unknown container is success.
 
 use berth_api::runtime::v1::{RemoveContainerRequest, RemoveContainerResponse};
 
 use super::RuntimeService;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl RuntimeService {
     pub async fn remove_container(
         &self,
-        _request: RemoveContainerRequest,
+        request: RemoveContainerRequest,
     ) -> Result<RemoveContainerResponse> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/RemoveContainer",
-        })
+        self.sandboxes
+            .remove_container(&request.container_id)
+            .await?;
+        Ok(RemoveContainerResponse {})
     }
 }

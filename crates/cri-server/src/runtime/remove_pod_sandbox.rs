@@ -1,19 +1,17 @@
-//! RemovePodSandbox: deletes the pod and its containers. Idempotent.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! RemovePodSandbox: removes the pod, its containers and everything they made.
+//! Idempotent: an unknown pod is success.
 
 use berth_api::runtime::v1::{RemovePodSandboxRequest, RemovePodSandboxResponse};
 
 use super::RuntimeService;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl RuntimeService {
     pub async fn remove_pod_sandbox(
         &self,
-        _request: RemovePodSandboxRequest,
+        request: RemovePodSandboxRequest,
     ) -> Result<RemovePodSandboxResponse> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/RemovePodSandbox",
-        })
+        self.sandboxes.remove_pod(&request.pod_sandbox_id).await?;
+        Ok(RemovePodSandboxResponse {})
     }
 }

@@ -1,19 +1,16 @@
-//! ReopenContainerLog: makes the shim reopen the CRI log file (after the kubelet rotates it).
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! ReopenContainerLog: the shim reopens the CRI log file (after the kubelet rotated it).
 
 use berth_api::runtime::v1::{ReopenContainerLogRequest, ReopenContainerLogResponse};
 
 use super::RuntimeService;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl RuntimeService {
     pub async fn reopen_container_log(
         &self,
-        _request: ReopenContainerLogRequest,
+        request: ReopenContainerLogRequest,
     ) -> Result<ReopenContainerLogResponse> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/ReopenContainerLog",
-        })
+        self.sandboxes.reopen_log(&request.container_id).await?;
+        Ok(ReopenContainerLogResponse {})
     }
 }

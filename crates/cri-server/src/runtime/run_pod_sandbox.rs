@@ -1,6 +1,4 @@
 //! RunPodSandbox: creates the pod: infra process, namespaces, CNI network. Ready on success.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
 
 use berth_api::runtime::v1::{RunPodSandboxRequest, RunPodSandboxResponse};
 
@@ -10,10 +8,15 @@ use crate::error::{Error, Result};
 impl RuntimeService {
     pub async fn run_pod_sandbox(
         &self,
-        _request: RunPodSandboxRequest,
+        request: RunPodSandboxRequest,
     ) -> Result<RunPodSandboxResponse> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/RunPodSandbox",
-        })
+        let config = request
+            .config
+            .ok_or_else(|| Error::InvalidArgument("RunPodSandbox without a config".into()))?;
+        let pod_sandbox_id = self
+            .sandboxes
+            .run_pod(config, request.runtime_handler)
+            .await?;
+        Ok(RunPodSandboxResponse { pod_sandbox_id })
     }
 }

@@ -1,19 +1,19 @@
-//! StopContainer: signals the container, waits up to the timeout, then kills it. Idempotent.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! StopContainer: the stop signal (the CRI's, the image's, or SIGTERM), then SIGKILL
+//! after `timeout` seconds. Idempotent: an unknown or stopped container is success.
 
 use berth_api::runtime::v1::{StopContainerRequest, StopContainerResponse};
 
 use super::RuntimeService;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl RuntimeService {
     pub async fn stop_container(
         &self,
-        _request: StopContainerRequest,
+        request: StopContainerRequest,
     ) -> Result<StopContainerResponse> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/StopContainer",
-        })
+        self.sandboxes
+            .stop_container(&request.container_id, request.timeout)
+            .await?;
+        Ok(StopContainerResponse {})
     }
 }

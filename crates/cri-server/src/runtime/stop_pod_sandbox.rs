@@ -1,19 +1,17 @@
-//! StopPodSandbox: stops every process of the pod and releases its network. Idempotent.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! StopPodSandbox: stops the pod's containers and infra process and tears its network
+//! down. Idempotent: an unknown or already stopped pod is success.
 
 use berth_api::runtime::v1::{StopPodSandboxRequest, StopPodSandboxResponse};
 
 use super::RuntimeService;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl RuntimeService {
     pub async fn stop_pod_sandbox(
         &self,
-        _request: StopPodSandboxRequest,
+        request: StopPodSandboxRequest,
     ) -> Result<StopPodSandboxResponse> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/StopPodSandbox",
-        })
+        self.sandboxes.stop_pod(&request.pod_sandbox_id).await?;
+        Ok(StopPodSandboxResponse {})
     }
 }
