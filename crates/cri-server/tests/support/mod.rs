@@ -1,0 +1,382 @@
+//! A node for root end-to-end tests: a real berthd (with berth-shim and berth-oci from the
+//! same target dir), a real CNI bridge network from Debian's containernetworking-plugins,
+//! and a real docker-registry on loopback serving the test images of hack/images/build.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_api::runtime::v1::image_service_client::ImageServiceClient;
+use berth_api::runtime::v1::runtime_service_client::RuntimeServiceClient;
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+pub const BERTHD: &str = env!("CARGO_BIN_EXE_berthd");
+pub const CNI_BIN: &str = "/usr/lib/cni";
+
+/// Why this machine cannot run the root end-to-end tests, or None.
+pub fn missing_prerequisite() -> Option<String> {
+    if !rustix::process::geteuid().is_root() {
+        return Some("needs root".into());
+    }
+    let dir = Path::new(BERTHD).parent().unwrap();
+    for bin in ["berth-shim", "berth-oci"] {
+        if !dir.join(bin).exists() {
+            return Some(format!(
+                "needs {bin} beside berthd in {} (cargo build --workspace)",
+                dir.display()
+            ));
+        }
+    }
+    for tool in [
+        "/usr/bin/docker-registry",
+        "/usr/bin/skopeo",
+        "/bin/busybox",
+        "/usr/lib/cni/bridge",
+        "/usr/lib/cni/host-local",
+        "/usr/lib/cni/portmap",
+        "/usr/lib/cni/loopback",
+        "/usr/sbin/iptables",
+    ] {
+        if !Path::new(tool).exists() {
+            return Some(format!("{tool} missing: run hack/setup"));
+        }
+    }
+    None
+}
+
+/// A docker-registry on a free loopback port holding the test images, killed on drop.
+pub struct Registry {
+    child: Child,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts the registry and pushes hack/images/build's `busybox` as `test/busybox:1`.
+    pub fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let yaml = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            dir.path().join("data").display()
+        );
+        let config = dir.path().join("config.yml");
+        fs::write(&config, yaml).unwrap();
+        let log = fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let reg = Registry {
+            child,
+            addr,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !reg.answers() {
+            assert!(
+                Instant::now() < deadline,
+                "registry {} did not start",
+                reg.addr
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let layout = reg._dir.path().join("layout");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hack/images/build");
+        assert!(
+            Command::new(script)
+                .arg(&layout)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let st = Command::new("/usr/bin/skopeo")
+            .args([
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("oci:{}:busybox", layout.display()))
+            .arg(format!("docker://{}/test/busybox:1", reg.addr))
+            .stdin(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "skopeo push");
+        reg
+    }
+
+    fn answers(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(&self.addr) else {
+            return false;
+        };
+        let _ = write!(s, "GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr);
+        let mut out = String::new();
+        s.read_to_string(&mut out).is_ok() && out.starts_with("HTTP/1")
+    }
+
+    pub fn busybox(&self) -> String {
+        format!("{}/test/busybox:1", self.addr)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CNI network: a bridge with host-local IPAM in its own data dir, portmap and
+/// loopback. The bridge device is deleted on drop.
+pub struct Network {
+    pub conf_dir: tempfile::TempDir,
+    pub ipam_dir: PathBuf,
+    pub bridge: String,
+    /// The bridge's (gateway) address: local to the host.
+    pub gateway: String,
+    pub subnet: String,
+}
+
+impl Network {
+    pub fn new(bridge: &str, third_octet: u8) -> Network {
+        let conf_dir = tempfile::tempdir().unwrap();
+        let ipam_dir = conf_dir.path().join("ipam");
+        let subnet = format!("10.88.{third_octet}.0/24");
+        let gateway = format!("10.88.{third_octet}.1");
+        let conflist = serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": format!("berth-{bridge}"),
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": bridge,
+                    "isGateway": true,
+                    "ipMasq": false,
+                    "hairpinMode": true,
+                    "ipam": {
+                        "type": "host-local",
+                        "dataDir": ipam_dir,
+                        "ranges": [[{"subnet": subnet, "gateway": gateway}]],
+                        "routes": [{"dst": "0.0.0.0/0"}]
+                    }
+                },
+                {"type": "portmap", "capabilities": {"portMappings": true}},
+                {"type": "loopback"}
+            ]
+        });
+        fs::write(
+            conf_dir.path().join("10-berth.conflist"),
+            conflist.to_string(),
+        )
+        .unwrap();
+        Network {
+            conf_dir,
+            ipam_dir,
+            bridge: bridge.to_string(),
+            gateway,
+            subnet,
+        }
+    }
+
+    /// IP reservations host-local holds (files named like addresses).
+    pub fn allocated_ips(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(nets) = fs::read_dir(&self.ipam_dir) {
+            for net in nets.flatten() {
+                if let Ok(files) = fs::read_dir(net.path()) {
+                    for f in files.flatten() {
+                        let name = f.file_name().to_string_lossy().into_owned();
+                        if name.parse::<std::net::IpAddr>().is_ok() {
+                            out.push(name);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A running berthd with its own root, state dir and socket.
+pub struct Berthd {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    config: String,
+}
+
+impl Berthd {
+    /// Starts berthd wired to `net`, with `cgroup_parent` for pods the test gives none.
+    /// The state dir path is kept short: shim sockets live below it.
+    pub fn start(net: &Network, registry: &Registry, cgroup_parent: &str) -> Berthd {
+        let tmp = tempfile::Builder::new()
+            .prefix("b")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let config = format!(
+            "cgroup_parent = \"{cgroup_parent}\"\n[cni]\nconf_dir = \"{}\"\nbin_dirs = [\"{CNI_BIN}\"]\n[registry]\nplain_http = [\"{}\"]\n",
+            net.conf_dir.path().display(),
+            registry.addr
+        );
+        let mut b = Berthd {
+            child: None,
+            dir: tmp.path().to_path_buf(),
+            _tmp: tmp,
+            config,
+        };
+        b.spawn();
+        b
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("s/berth.sock")
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("s")
+    }
+
+    /// (Re)starts the berthd process and waits until it serves.
+    pub fn spawn(&mut self) {
+        let config_path = self.dir.join("config.toml");
+        fs::write(&config_path, &self.config).unwrap();
+        let stderr = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("berthd.log"))
+            .unwrap();
+        let child = Command::new(BERTHD)
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--socket")
+            .arg(self.socket())
+            .arg("--root")
+            .arg(self.root())
+            .arg("--state")
+            .arg(self.state())
+            .args(["--log-level", "debug"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn berthd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("berthd exited ({st}); log:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berthd did not listen; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILLs berthd (shims and containers live on).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("berthd.log")).unwrap_or_default()
+    }
+
+    pub async fn channel(&self) -> Channel {
+        let socket = self.socket();
+        Endpoint::try_from("http://[::1]:50051")
+            .unwrap()
+            .connect_with_connector(tower::service_fn(move |_: Uri| {
+                let socket = socket.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(socket).await?;
+                    Ok::<_, std::io::Error>(TokioIo::new(stream))
+                }
+            }))
+            .await
+            .expect("connect to berthd")
+    }
+
+    pub async fn runtime(&self) -> RuntimeServiceClient<Channel> {
+        RuntimeServiceClient::new(self.channel().await)
+    }
+
+    pub async fn images(&self) -> ImageServiceClient<Channel> {
+        ImageServiceClient::new(self.channel().await)
+    }
+}
+
+impl Drop for Berthd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Mount points (from /proc/self/mountinfo) below `dir`.
+pub fn mounts_below(dir: &Path) -> Vec<String> {
+    let prefix = dir.to_string_lossy().into_owned();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&prefix))
+        .collect()
+}
+
+/// Processes whose command line mentions `needle`.
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                out.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    out
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
