@@ -27,6 +27,12 @@ pub enum Error {
     Spec(#[from] crate::spec::Error),
 
     #[error(transparent)]
+    Cni(#[from] crate::cni::Error),
+
+    #[error(transparent)]
+    NetNs(#[from] crate::netns::Error),
+
+    #[error(transparent)]
     Image(#[from] berth_image::Error),
 
     #[error("shim: {0}")]
