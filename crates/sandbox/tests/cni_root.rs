@@ -516,7 +516,9 @@ fn failed_add_leaves_no_address_and_names_the_plugin() -> TestResult {
         ensure(err.contains("plugin bridge of network"), || err.clone())?;
         ensure(net.allocated().is_empty(), || {
             format!("{:?}", net.allocated())
-        })
+        })?;
+        // So that the cleanup DEL has a config it can run.
+        net.write_conf("10-test.conflist", &net.conflist(&[]))
     })
 }
 
