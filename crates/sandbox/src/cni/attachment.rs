@@ -12,6 +12,7 @@ pub const DEFAULT_IFNAME: &str = "eth0";
 
 /// One pod's attachment to the network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Attachment {
     /// CNI_CONTAINERID: the pod sandbox id.
     pub container_id: String,

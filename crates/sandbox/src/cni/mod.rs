@@ -441,3 +441,212 @@ fn cached_network(record: &cache::Record) -> Result<Network> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// Fake plugins (shell scripts) that log each call and keep each stdin.
+    struct Fake {
+        dir: tempfile::TempDir,
+    }
+
+    impl Fake {
+        fn new() -> Fake {
+            let fake = Fake {
+                dir: tempfile::tempdir().unwrap(),
+            };
+            for sub in ["bin", "conf", "cache", "calls"] {
+                std::fs::create_dir(fake.dir.path().join(sub)).unwrap();
+            }
+            fake
+        }
+
+        fn path(&self, sub: &str) -> PathBuf {
+            self.dir.path().join(sub)
+        }
+
+        /// A plugin that prints `result` on ADD, or fails with `code` if given.
+        fn plugin(&self, name: &str, result: &Value, fail: Option<u32>) {
+            let calls = self.path("calls");
+            let add = match fail {
+                Some(code) => {
+                    format!("echo '{{\"code\":{code},\"msg\":\"{name} says no\"}}'; exit 1")
+                }
+                None => format!("echo '{result}'"),
+            };
+            let body = format!(
+                "#!/bin/sh\nn=$(ls {calls} | wc -l)\ncat > {calls}/$(printf %02d $n)-$CNI_COMMAND-{name}.json\n\
+                 [ \"$CNI_COMMAND\" = ADD ] && {{ {add}; }}\nexit 0\n",
+                calls = calls.display()
+            );
+            let path = self.path("bin").join(name);
+            std::fs::write(&path, body).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+
+        fn conflist(&self, plugins: Value) {
+            let conf = json!({"cniVersion": "1.0.0", "name": "fakenet", "plugins": plugins});
+            std::fs::write(self.path("conf").join("10-fake.conflist"), conf.to_string()).unwrap();
+        }
+
+        fn cni(&self) -> Cni {
+            Cni::new(
+                self.path("conf"),
+                vec![self.path("bin")],
+                self.path("cache"),
+            )
+        }
+
+        /// The calls so far, in order: (command, plugin, stdin).
+        fn calls(&self) -> Vec<(String, String, Value)> {
+            let mut names: Vec<String> = std::fs::read_dir(self.path("calls"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+                .iter()
+                .map(|n| {
+                    let mut parts = n.trim_end_matches(".json").splitn(3, '-');
+                    parts.next();
+                    let cmd = parts.next().unwrap().to_string();
+                    let plugin = parts.next().unwrap().to_string();
+                    let stdin = std::fs::read(self.path("calls").join(n)).unwrap();
+                    (cmd, plugin, serde_json::from_slice(&stdin).unwrap())
+                })
+                .collect()
+        }
+
+        fn summary(&self) -> Vec<String> {
+            self.calls()
+                .into_iter()
+                .map(|(c, p, _)| format!("{c} {p}"))
+                .collect()
+        }
+    }
+
+    fn result(ip: &str) -> Value {
+        json!({"cniVersion": "1.0.0",
+            "interfaces": [{"name": "eth0", "sandbox": "/run/ns/p1"}],
+            "ips": [{"address": ip, "interface": 0}]})
+    }
+
+    fn attachment() -> Attachment {
+        let mut att = Attachment::new("p1", "/run/ns/p1").with_pod("ns", "pod", "uid");
+        att.capabilities.port_mappings.push(PortMapping {
+            host_port: 8080,
+            container_port: 80,
+            protocol: "tcp".into(),
+            host_ip: String::new(),
+        });
+        att
+    }
+
+    #[tokio::test]
+    async fn add_chains_results_caches_and_del_replays_the_cache_in_reverse() {
+        let fake = Fake::new();
+        fake.plugin("fa", &result("10.9.0.2/24"), None);
+        fake.plugin("fb", &result("10.9.0.3/24"), None);
+        fake.conflist(json!([{"type": "fa"},
+            {"type": "fb", "capabilities": {"portMappings": true}}]));
+        let cni = fake.cni();
+        let att = attachment();
+
+        let added = cni.add(&att).await.unwrap();
+        assert_eq!(
+            added.ips(),
+            ["10.9.0.3".parse::<std::net::IpAddr>().unwrap()]
+        );
+        let calls = fake.calls();
+        assert_eq!(fake.summary(), ["ADD fa", "ADD fb"]);
+        assert_eq!(calls[0].2.get("prevResult"), None);
+        assert_eq!(calls[0].2.get("runtimeConfig"), None);
+        assert_eq!(calls[1].2["prevResult"], result("10.9.0.2/24"));
+        assert_eq!(
+            calls[1].2["runtimeConfig"]["portMappings"][0]["hostPort"],
+            8080
+        );
+        assert_eq!(calls[1].2["name"], "fakenet");
+        assert!(fake.path("cache").join("fakenet-p1-eth0.json").exists());
+
+        cni.check(&att).await.unwrap();
+        assert_eq!(fake.summary()[2..], ["CHECK fa", "CHECK fb"]);
+
+        // The conf dir goes away; a new Cni (berthd restarted) DELs what was cached.
+        std::fs::remove_file(fake.path("conf").join("10-fake.conflist")).unwrap();
+        let restarted = fake.cni();
+        let cached = restarted.cached("p1").unwrap().unwrap();
+        assert_eq!(cached.result.ips(), added.ips());
+        assert_eq!(cached.attachment, att);
+        restarted
+            .del(&Attachment::new("p1", "/run/ns/p1"))
+            .await
+            .unwrap();
+        let calls = fake.calls();
+        assert_eq!(fake.summary()[4..], ["DEL fb", "DEL fa"]);
+        for (_, _, stdin) in &calls[4..] {
+            assert_eq!(stdin["prevResult"], result("10.9.0.3/24"));
+        }
+        // The cached capabilities, not the caller's (empty) ones.
+        assert_eq!(
+            calls[4].2["runtimeConfig"]["portMappings"][0]["containerPort"],
+            80
+        );
+        assert!(restarted.cached("p1").unwrap().is_none());
+
+        // Nothing cached, no config: nothing to undo.
+        restarted.del(&att).await.unwrap();
+        assert_eq!(fake.calls().len(), 6);
+        let err = restarted.check(&att).await.unwrap_err();
+        assert!(matches!(err, Error::NotCached { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn failed_add_is_deleted_whole_and_not_cached() {
+        let fake = Fake::new();
+        fake.plugin("fa", &result("10.9.0.2/24"), None);
+        fake.plugin("ff", &Value::Null, Some(42));
+        fake.plugin("fc", &result("10.9.0.4/24"), None);
+        fake.conflist(json!([{"type": "fa"}, {"type": "ff"}, {"type": "fc"}]));
+        let cni = fake.cni();
+        let err = cni.add(&attachment()).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("cni plugin ff of network fakenet: ADD failed: ff says no (code 42)"),
+            "{msg}"
+        );
+        assert_eq!(
+            fake.summary(),
+            ["ADD fa", "ADD ff", "DEL fc", "DEL ff", "DEL fa"]
+        );
+        assert!(cni.cached("p1").unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn uncached_del_runs_the_current_network() {
+        let fake = Fake::new();
+        fake.plugin("fa", &result("10.9.0.2/24"), None);
+        fake.conflist(json!([{"type": "fa"}]));
+        fake.cni().del(&attachment()).await.unwrap();
+        let calls = fake.calls();
+        assert_eq!(fake.summary(), ["DEL fa"]);
+        assert_eq!(calls[0].2.get("prevResult"), None);
+    }
+
+    #[tokio::test]
+    async fn invalid_attachment_runs_nothing() {
+        let fake = Fake::new();
+        fake.plugin("fa", &result("10.9.0.2/24"), None);
+        fake.conflist(json!([{"type": "fa"}]));
+        let mut att = attachment();
+        att.args.push(("X".into(), "a;b".into()));
+        let err = fake.cni().add(&att).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidAttachment { .. }), "{err}");
+        assert!(fake.calls().is_empty());
+    }
+}
