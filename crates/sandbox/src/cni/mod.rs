@@ -97,6 +97,13 @@ pub enum Error {
         ifname: String,
     },
 
+    #[error("container {container_id} is already attached on {ifname} (cached in {})", path.display())]
+    AlreadyAttached {
+        container_id: String,
+        ifname: String,
+        path: PathBuf,
+    },
+
     #[error("cni cache {}: {reason}", path.display())]
     Cache { path: PathBuf, reason: String },
 
@@ -187,9 +194,18 @@ impl Cni {
 
     /// Attaches the pod: ADD through every plugin of the current network, in order, then
     /// caches the result. If a plugin fails, the whole list is DELeted (so no address
-    /// stays allocated) and the ADD error returned.
+    /// stays allocated) and the ADD error returned. An attachment already cached is
+    /// refused before any plugin runs: a failing second ADD would otherwise DEL the
+    /// first one.
     pub async fn add(&self, att: &Attachment) -> Result<AddResult> {
         validate(att)?;
+        if let Some((path, _)) = self.cached_record(att)? {
+            return Err(Error::AlreadyAttached {
+                container_id: att.container_id.clone(),
+                ifname: att.ifname.clone(),
+                path,
+            });
+        }
         let network = self.network()?;
         let mut prev: Option<Value> = None;
         let mut failed = None;
@@ -321,8 +337,10 @@ impl Cni {
         if let Some((path, record)) = self.cached_record(att)? {
             let network = cached_network(&record)?;
             let run_as = merged(att, &record.attachment);
-            self.run_del(&network, &run_as, Some(&record.result))
-                .await?;
+            // DEL got prevResult in 0.4.0; older plugins are not given one (as libcni).
+            let prev =
+                config::version_at_least(&network.cni_version, (0, 4, 0)).then_some(&record.result);
+            self.run_del(&network, &run_as, prev).await?;
             cache::remove(&path)?;
             info!(network = %network.name, container_id = %att.container_id, "pod network detached");
             return Ok(());
@@ -562,6 +580,8 @@ mod tests {
             added.ips(),
             ["10.9.0.3".parse::<std::net::IpAddr>().unwrap()]
         );
+        let err = cni.add(&att).await.unwrap_err();
+        assert!(matches!(err, Error::AlreadyAttached { .. }), "{err}");
         let calls = fake.calls();
         assert_eq!(fake.summary(), ["ADD fa", "ADD fb"]);
         assert_eq!(calls[0].2.get("prevResult"), None);
