@@ -169,6 +169,16 @@ impl Invoker<'_> {
                 &output.stderr,
             ));
         }
+        let stderr = trim(&output.stderr);
+        if !stderr.is_empty() {
+            debug!(
+                network,
+                plugin = %kind,
+                command = command.as_str(),
+                stderr = %String::from_utf8_lossy(tail_bytes(stderr, 4096)),
+                "cni plugin stderr"
+            );
+        }
         let stdout = trim(&output.stdout);
         if stdout.is_empty() {
             return Ok(None);
@@ -235,6 +245,10 @@ fn trim(b: &[u8]) -> &[u8] {
         .rposition(|c| !c.is_ascii_whitespace())
         .map_or(start, |e| e + 1);
     &b[start..end]
+}
+
+fn tail_bytes(b: &[u8], max: usize) -> &[u8] {
+    &b[b.len().saturating_sub(max)..]
 }
 
 fn tail(s: &str, max: usize) -> &str {
