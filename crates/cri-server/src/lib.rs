@@ -8,7 +8,6 @@
 #[macro_use]
 mod instrument;
 
-pub mod cni;
 pub mod config;
 pub mod error;
 pub mod image;

@@ -27,16 +27,16 @@ pub enum Error {
     Spec(#[from] crate::spec::Error),
 
     #[error(transparent)]
-    Image(#[from] berth_image::Error),
-
-    #[error("shim: {0}")]
-    Shim(#[from] berth_shim::Error),
-
-    #[error(transparent)]
     Cni(#[from] crate::cni::Error),
 
     #[error(transparent)]
     NetNs(#[from] crate::netns::Error),
+
+    #[error(transparent)]
+    Image(#[from] berth_image::Error),
+
+    #[error("shim: {0}")]
+    Shim(#[from] berth_shim::Error),
 
     #[error("deadline exceeded: {0}")]
     DeadlineExceeded(String),

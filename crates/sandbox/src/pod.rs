@@ -15,7 +15,7 @@ use berth_api::runtime::v1::{NamespaceMode, PodSandboxConfig};
 use tracing::{info, warn};
 
 use crate::cleanup::Cleanup;
-use crate::cni::{Attachment, Capabilities, PortMapping};
+use crate::cni::{Attachment, PortMapping, RuntimeConfig};
 use crate::records::{PodRecord, PodState, RECORD_VERSION};
 use crate::shims::Launch;
 use crate::spec::{self, Namespace, Namespaces, PodSpecInput};
@@ -306,13 +306,8 @@ impl Sandboxes {
 impl Sandboxes {
     /// CNI DEL of a pod no record names any more (recovery's sweep): what the cache holds.
     pub(crate) async fn cni_del_cached(&self, id: &str) -> Result<()> {
-        let att = Attachment {
-            container_id: id.to_string(),
-            netns: self.netns_dir().join(id),
-            ifname: IFNAME.to_string(),
-            args: Vec::new(),
-            capabilities: Capabilities::default(),
-        };
+        let mut att = Attachment::new(id, self.netns_dir().join(id));
+        att.ifname = IFNAME.to_string();
         Ok(self.cni.del(&att).await?)
     }
 }
@@ -328,31 +323,26 @@ fn new_unless_node(mode: NamespaceMode) -> Namespace {
 /// The CNI attachment of a pod: the same for ADD and DEL.
 fn attachment(pod: &PodRecord, netns: &std::path::Path) -> Attachment {
     let meta = pod.config.metadata.clone().unwrap_or_default();
-    Attachment {
-        container_id: pod.id.clone(),
-        netns: netns.to_path_buf(),
-        ifname: IFNAME.to_string(),
-        args: vec![
-            ("K8S_POD_NAMESPACE".into(), meta.namespace),
-            ("K8S_POD_NAME".into(), meta.name),
-            ("K8S_POD_INFRA_CONTAINER_ID".into(), pod.id.clone()),
-            ("K8S_POD_UID".into(), meta.uid),
-        ],
-        capabilities: Capabilities {
-            port_mappings: pod
-                .config
-                .port_mappings
-                .iter()
-                .filter(|p| p.host_port > 0)
-                .map(|p| PortMapping {
-                    host_port: p.host_port as u16,
-                    container_port: p.container_port as u16,
-                    protocol: p.protocol().as_str_name().to_ascii_lowercase(),
-                    host_ip: p.host_ip.clone(),
-                })
-                .collect(),
-        },
-    }
+    let mut att =
+        Attachment::new(pod.id.clone(), netns).with_pod(&meta.namespace, &meta.name, &meta.uid);
+    att.ifname = IFNAME.to_string();
+    att.capabilities = RuntimeConfig {
+        port_mappings: pod
+            .config
+            .port_mappings
+            .iter()
+            .filter(|p| p.host_port > 0)
+            .map(|p| PortMapping {
+                host_port: p.host_port as u16,
+                container_port: p.container_port as u16,
+                protocol: p.protocol().as_str_name().to_ascii_lowercase(),
+                host_ip: p.host_ip.clone(),
+            })
+            .collect(),
+        bandwidth: None,
+        dns: None,
+    };
+    att
 }
 
 /// The pod's cgroup parent in cgroupfs form: the kubelet's (a path, or a systemd slice

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use berth_api::runtime::v1::{RuntimeCondition, RuntimeStatus, StatusRequest, StatusResponse};
 
 use super::RuntimeService;
-use crate::cni::{self, Readiness};
 use crate::error::{Error, Result};
+use berth_sandbox::cni::{self, Readiness};
 
 const RUNTIME_READY: &str = "RuntimeReady";
 const NETWORK_READY: &str = "NetworkReady";
@@ -14,7 +14,7 @@ const NETWORK_NOT_READY_REASON: &str = "NetworkPluginNotReady";
 
 impl RuntimeService {
     /// RuntimeReady is true while berthd serves. NetworkReady follows the CNI conf dir
-    /// (see [`crate::cni`]), checked afresh on every call so that a config written after
+    /// (see [`berth_sandbox::cni::config`]), checked afresh on every call so that a config written after
     /// start is picked up. `verbose` adds berthd's config, and the network config in
     /// use, as JSON under `info`.
     pub async fn status(&self, request: StatusRequest) -> Result<StatusResponse> {
