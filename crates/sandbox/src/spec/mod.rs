@@ -3,12 +3,27 @@
 //! Pure functions of their inputs (plus reading the image's /etc/passwd and /etc/group
 //! inside the container rootfs): nothing here mounts, forks or writes.
 
-use std::collections::HashMap;
+mod base;
+mod container;
+pub mod mounts;
+mod pod;
+pub mod resources;
+pub mod seccomp;
+pub mod security;
+pub mod sysctl;
+pub mod user;
+
 use std::path::{Path, PathBuf};
 
 use berth_api::runtime::v1::{ContainerConfig, PodSandboxConfig};
 use berth_image::ImageConfig;
-use oci_spec::runtime::Spec;
+
+pub use container::{container_spec, exec_process};
+pub use pod::pod_spec;
+pub use seccomp::{SeccompChoice, default_profile as default_seccomp_profile};
+pub use security::{DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
+pub use sysctl::{normalized_sysctls, validate_sysctls};
+pub use user::{UserRequest, resolve_user};
 
 /// What a spec-building step can reject: always a caller's mistake, named.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +35,11 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// For `map_err` on an oci-spec builder: which part of the spec failed to build.
+fn build_err<E: std::fmt::Display>(field: &'static str) -> impl FnOnce(E) -> Error {
+    move |e| Error::Build(format!("{field}: {e}"))
+}
 
 /// How a process gets one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +78,8 @@ pub struct PodFiles {
 /// The infra (pause) process of a pod.
 #[derive(Debug, Clone)]
 pub struct PodSpecInput<'a> {
+    /// The pod's id (annotation io.kubernetes.cri.sandbox-id).
+    pub sandbox_id: &'a str,
     pub config: &'a PodSandboxConfig,
     /// A read-only directory holding the infra binary.
     pub rootfs: &'a Path,
@@ -69,6 +91,8 @@ pub struct PodSpecInput<'a> {
 /// One container of a pod.
 #[derive(Debug, Clone)]
 pub struct ContainerSpecInput<'a> {
+    /// The pod's id (annotation io.kubernetes.cri.sandbox-id).
+    pub sandbox_id: &'a str,
     pub pod: &'a PodSandboxConfig,
     pub config: &'a ContainerConfig,
     pub image: &'a ImageConfig,
@@ -77,23 +101,4 @@ pub struct ContainerSpecInput<'a> {
     pub namespaces: Namespaces,
     pub cgroups_path: String,
     pub pod_files: &'a PodFiles,
-}
-
-/// The spec of a pod's infra process.
-pub fn pod_spec(_input: &PodSpecInput<'_>) -> Result<Spec> {
-    Err(Error::Build("pod_spec: not written yet".into()))
-}
-
-/// The spec of a container.
-pub fn container_spec(_input: &ContainerSpecInput<'_>) -> Result<Spec> {
-    Err(Error::Build("container_spec: not written yet".into()))
-}
-
-/// Refuses sysctls that are not namespaced (or not in a namespace the pod owns).
-pub fn validate_sysctls(
-    _sysctls: &HashMap<String, String>,
-    _host_network: bool,
-    _host_ipc: bool,
-) -> Result<()> {
-    Err(Error::Build("validate_sysctls: not written yet".into()))
 }
