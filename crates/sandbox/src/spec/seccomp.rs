@@ -347,7 +347,7 @@ mod tests {
             .syscalls()
             .iter()
             .flatten()
-            .find(|r| r.names() == ["clone"])
+            .find(|r| *r.names() == ["clone"])
             .unwrap();
         let arg = &rule.args().as_ref().unwrap()[0];
         assert_eq!(arg.op(), LinuxSeccompOperator::ScmpCmpMaskedEq);
@@ -359,7 +359,7 @@ mod tests {
             .syscalls()
             .iter()
             .flatten()
-            .find(|r| r.names() == ["clone3"])
+            .find(|r| *r.names() == ["clone3"])
             .unwrap();
         assert_eq!(clone3.errno_ret(), Some(libc::ENOSYS as u32));
     }
@@ -377,7 +377,7 @@ mod tests {
             !p.syscalls()
                 .iter()
                 .flatten()
-                .any(|r| r.names() == ["clone3"] && r.action() == LinuxSeccompAction::ScmpActErrno)
+                .any(|r| *r.names() == ["clone3"] && r.action() == LinuxSeccompAction::ScmpActErrno)
         );
         let p = default_profile(&caps(&[Capability::SysChroot, Capability::SysTime])).unwrap();
         assert!(allowed(&p, "chroot") && allowed(&p, "clock_settime"));
