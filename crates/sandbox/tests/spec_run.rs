@@ -397,6 +397,148 @@ fn pod_spec_infra_process_runs_and_exits_zero() -> TestResult {
     Ok(())
 }
 
+/// The pod's shm dir is the container's /dev/shm, a kubelet mount replaces /etc/hosts and is
+/// read-only, a requested device node exists and works, the rest of the rootfs is writable.
+fn container_spec_pod_shm_cri_mounts_and_devices_work() -> TestResult {
+    let bundle = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let rootfs = busybox_rootfs(bundle.path());
+    for applet in ["head", "wc", "touch", "echo"] {
+        symlink("busybox", rootfs.join("bin").join(applet)).map_err(|e| e.to_string())?;
+    }
+    let host = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let shm = host.path().join("shm");
+    std::fs::create_dir(&shm).map_err(|e| e.to_string())?;
+    std::fs::write(shm.join("from-pod"), "shared").map_err(|e| e.to_string())?;
+    let hosts = host.path().join("kubelet-hosts");
+    std::fs::write(&hosts, "10.0.0.1 from-kubelet\n").map_err(|e| e.to_string())?;
+    let data = host.path().join("data");
+    std::fs::create_dir(&data).map_err(|e| e.to_string())?;
+    std::fs::write(data.join("f"), "data").map_err(|e| e.to_string())?;
+    let files = PodFiles {
+        hosts: Some(host.path().join("unused-hosts")),
+        shm: Some(shm.clone()),
+        ..Default::default()
+    };
+    std::fs::write(host.path().join("unused-hosts"), "pod hosts\n").map_err(|e| e.to_string())?;
+    let script = "cat /dev/shm/from-pod; echo; cat /etc/hosts; cat /data/f; echo; \
+        if touch /data/new 2>/dev/null; then echo DATA-WRITABLE; else echo DATA-RO; fi; \
+        head -c 5 /dev/myzero | wc -c; touch /tmp/ok && echo ROOT-RW; \
+        echo hi > /dev/shm/from-container";
+    let config = ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: "mounts".into(),
+            attempt: 0,
+        }),
+        command: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        mounts: vec![
+            berth_api::runtime::v1::Mount {
+                container_path: "/etc/hosts".into(),
+                host_path: hosts.display().to_string(),
+                ..Default::default()
+            },
+            berth_api::runtime::v1::Mount {
+                container_path: "/data".into(),
+                host_path: data.display().to_string(),
+                readonly: true,
+                ..Default::default()
+            },
+        ],
+        devices: vec![berth_api::runtime::v1::Device {
+            container_path: "/dev/myzero".into(),
+            host_path: "/dev/zero".into(),
+            permissions: "rw".into(),
+        }],
+        ..Default::default()
+    };
+    std::fs::create_dir(rootfs.join("data")).map_err(|e| e.to_string())?;
+    let image = ImageConfig::default();
+    let pod = pod_config();
+    let spec = container_spec(&ContainerSpecInput {
+        sandbox_id: "sb-spec-run",
+        pod: &pod,
+        config: &config,
+        image: &image,
+        rootfs: &rootfs,
+        namespaces: all_new(),
+        cgroups_path: cgroups_path(&unique_id("mounts")),
+        pod_files: &files,
+    })
+    .map_err(|e| e.to_string())?;
+    let out = run_bundle(bundle.path(), &spec)?;
+    let text = output_text(&out);
+    if !out.status.success() {
+        return Err(format!("container failed: {text}"));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for want in ["shared", "from-kubelet", "data", "DATA-RO", "5", "ROOT-RW"] {
+        if !stdout.contains(want) {
+            return Err(format!("{want:?} missing: {text}"));
+        }
+    }
+    if stdout.contains("pod hosts") {
+        return Err(format!(
+            "the kubelet's /etc/hosts did not replace the pod's: {text}"
+        ));
+    }
+    match std::fs::read_to_string(shm.join("from-container")) {
+        Ok(t) if t == "hi\n" => Ok(()),
+        other => Err(format!(
+            "container's /dev/shm is not the pod's: {other:?}: {text}"
+        )),
+    }
+}
+
+/// A privileged container (in a privileged pod) holds every capability, has no filter and can
+/// mount.
+fn privileged_container_spec_can_mount() -> TestResult {
+    let bundle = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let rootfs = busybox_rootfs(bundle.path());
+    let mut pod = pod_config();
+    if let Some(sc) = pod.linux.as_mut().and_then(|l| l.security_context.as_mut()) {
+        sc.privileged = true;
+    }
+    let config = ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: "privileged".into(),
+            attempt: 0,
+        }),
+        command: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "grep -E '^(Seccomp|CapEff):' /proc/self/status; mount -t tmpfs none /mnt && echo MOUNTED"
+                .into(),
+        ],
+        linux: Some(LinuxContainerConfig {
+            resources: None,
+            security_context: Some(LinuxContainerSecurityContext {
+                privileged: true,
+                seccomp: Some(SecurityProfile::default()),
+                ..Default::default()
+            }),
+        }),
+        ..Default::default()
+    };
+    let image = ImageConfig::default();
+    let spec = container_spec(&ContainerSpecInput {
+        sandbox_id: "sb-spec-run",
+        pod: &pod,
+        config: &config,
+        image: &image,
+        rootfs: &rootfs,
+        namespaces: all_new(),
+        cgroups_path: cgroups_path(&unique_id("priv")),
+        pod_files: &PodFiles::default(),
+    })
+    .map_err(|e| e.to_string())?;
+    let out = run_bundle(bundle.path(), &spec)?;
+    let text = output_text(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !stdout.contains("MOUNTED") || !stdout.contains("Seccomp:\t0") {
+        return Err(format!("privileged container: {text}"));
+    }
+    Ok(())
+}
+
 type TestFn = fn() -> TestResult;
 
 fn main() {
@@ -410,6 +552,14 @@ fn main() {
         (
             "container_spec_runtime_default_seccomp_refuses_unshare_that_caps_allow",
             container_spec_runtime_default_seccomp_refuses_unshare_that_caps_allow,
+        ),
+        (
+            "container_spec_pod_shm_cri_mounts_and_devices_work",
+            container_spec_pod_shm_cri_mounts_and_devices_work,
+        ),
+        (
+            "privileged_container_spec_can_mount",
+            privileged_container_spec_can_mount,
         ),
         (
             "pod_spec_infra_process_runs_and_exits_zero",

@@ -27,50 +27,77 @@ pub const DEFAULT_CAPABILITIES: &[Capability] = &[
     Capability::AuditWrite,
 ];
 
-/// Every capability a privileged container gets (those this oci-spec version knows).
-pub const ALL_CAPABILITIES: &[Capability] = &[
-    Capability::AuditControl,
-    Capability::AuditRead,
-    Capability::AuditWrite,
-    Capability::BlockSuspend,
-    Capability::Bpf,
-    Capability::CheckpointRestore,
-    Capability::Chown,
-    Capability::DacOverride,
-    Capability::DacReadSearch,
-    Capability::Fowner,
-    Capability::Fsetid,
-    Capability::IpcLock,
-    Capability::IpcOwner,
-    Capability::Kill,
-    Capability::Lease,
-    Capability::LinuxImmutable,
-    Capability::MacAdmin,
-    Capability::MacOverride,
-    Capability::Mknod,
-    Capability::NetAdmin,
-    Capability::NetBindService,
-    Capability::NetBroadcast,
-    Capability::NetRaw,
-    Capability::Perfmon,
-    Capability::Setgid,
-    Capability::Setfcap,
-    Capability::Setpcap,
-    Capability::Setuid,
-    Capability::SysAdmin,
-    Capability::SysBoot,
-    Capability::SysChroot,
-    Capability::SysModule,
-    Capability::SysNice,
-    Capability::SysPacct,
-    Capability::SysPtrace,
-    Capability::SysRawio,
-    Capability::SysResource,
-    Capability::SysTime,
-    Capability::SysTtyConfig,
-    Capability::Syslog,
-    Capability::WakeAlarm,
+/// Every capability this oci-spec version knows, with its kernel number (linux/capability.h).
+pub const CAPABILITY_BITS: &[(Capability, u32)] = &[
+    (Capability::Chown, 0),
+    (Capability::DacOverride, 1),
+    (Capability::DacReadSearch, 2),
+    (Capability::Fowner, 3),
+    (Capability::Fsetid, 4),
+    (Capability::Kill, 5),
+    (Capability::Setgid, 6),
+    (Capability::Setuid, 7),
+    (Capability::Setpcap, 8),
+    (Capability::LinuxImmutable, 9),
+    (Capability::NetBindService, 10),
+    (Capability::NetBroadcast, 11),
+    (Capability::NetAdmin, 12),
+    (Capability::NetRaw, 13),
+    (Capability::IpcLock, 14),
+    (Capability::IpcOwner, 15),
+    (Capability::SysModule, 16),
+    (Capability::SysRawio, 17),
+    (Capability::SysChroot, 18),
+    (Capability::SysPtrace, 19),
+    (Capability::SysPacct, 20),
+    (Capability::SysAdmin, 21),
+    (Capability::SysBoot, 22),
+    (Capability::SysNice, 23),
+    (Capability::SysResource, 24),
+    (Capability::SysTime, 25),
+    (Capability::SysTtyConfig, 26),
+    (Capability::Mknod, 27),
+    (Capability::Lease, 28),
+    (Capability::AuditWrite, 29),
+    (Capability::AuditControl, 30),
+    (Capability::Setfcap, 31),
+    (Capability::MacOverride, 32),
+    (Capability::MacAdmin, 33),
+    (Capability::Syslog, 34),
+    (Capability::WakeAlarm, 35),
+    (Capability::BlockSuspend, 36),
+    (Capability::AuditRead, 37),
+    (Capability::Perfmon, 38),
+    (Capability::Bpf, 39),
+    (Capability::CheckpointRestore, 40),
 ];
+
+/// The capabilities whose bits are set in `mask` (a /proc/<pid>/status Cap* value).
+pub fn capabilities_in_mask(mask: u64) -> Capabilities {
+    CAPABILITY_BITS
+        .iter()
+        .filter(|(_, bit)| mask & (1u64 << bit) != 0)
+        .map(|(cap, _)| *cap)
+        .collect()
+}
+
+/// What a privileged container (or "ALL" in add) gets: every capability berthd's own bounding
+/// set still holds, as containerd does; a capability the node took away cannot be granted.
+/// Falls back to every known capability when /proc/self/status cannot be read.
+pub fn all_current_capabilities() -> Capabilities {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        });
+    match bounding {
+        Some(mask) => capabilities_in_mask(mask),
+        None => capabilities_in_mask(u64::MAX),
+    }
+}
 
 /// Paths hidden from a non-privileged container (kernel memory, keys, timers, firmware).
 pub const DEFAULT_MASKED_PATHS: &[&str] = &[
@@ -114,12 +141,12 @@ pub fn parse_capability(name: &str) -> Result<Capability> {
 /// (a capability both added and dropped ends up dropped).
 pub fn capability_set(caps: Option<&CriCapability>, privileged: bool) -> Result<Capabilities> {
     if privileged {
-        return Ok(ALL_CAPABILITIES.iter().copied().collect());
+        return Ok(all_current_capabilities());
     }
     let mut set: HashSet<Capability> = DEFAULT_CAPABILITIES.iter().copied().collect();
     let Some(caps) = caps else { return Ok(set) };
     if caps.add_capabilities.iter().any(|c| is_all(c)) {
-        set.extend(ALL_CAPABILITIES.iter().copied());
+        set.extend(all_current_capabilities());
     }
     if caps.drop_capabilities.iter().any(|c| is_all(c)) {
         set.clear();
@@ -226,7 +253,9 @@ mod tests {
         let s = capability_set(Some(&cri(&["ALL"], &["ALL"])), false).unwrap();
         assert!(s.is_empty(), "drop ALL wins over add ALL");
         let s = capability_set(Some(&cri(&["ALL"], &["SYS_ADMIN"])), false).unwrap();
-        assert_eq!(s.len(), ALL_CAPABILITIES.len() - 1);
+        let mut want = all_current_capabilities();
+        want.remove(&Capability::SysAdmin);
+        assert_eq!(s, want);
         let s = capability_set(Some(&cri(&["KILL"], &["KILL"])), false).unwrap();
         assert!(
             !s.contains(&Capability::Kill),
@@ -235,9 +264,24 @@ mod tests {
     }
 
     #[test]
-    fn privileged_gets_everything() {
+    fn privileged_gets_everything_the_node_holds() {
         let s = capability_set(Some(&cri(&[], &["ALL"])), true).unwrap();
-        assert_eq!(s.len(), ALL_CAPABILITIES.len());
+        assert_eq!(s, all_current_capabilities());
+        assert!(s.contains(&Capability::Chown));
+    }
+
+    #[test]
+    fn mask_bits_map_to_capabilities() {
+        assert_eq!(capabilities_in_mask(u64::MAX).len(), 41);
+        assert_eq!(
+            capabilities_in_mask((1 << 21) | (1 << 40)),
+            [Capability::SysAdmin, Capability::CheckpointRestore]
+                .into_iter()
+                .collect()
+        );
+        // A node without CAP_SYS_RESOURCE (bit 24), as in some CI containers.
+        let s = capabilities_in_mask(0x1_fffe_ffff_ff);
+        assert!(!s.contains(&Capability::SysResource) && s.len() == 40);
     }
 
     #[test]
