@@ -26,9 +26,22 @@ enum Owner {
     Network,
 }
 
-/// `kernel/shmmax` and `kernel.shmmax` name the same key; the dotted form is canonical.
+/// `kernel/shmmax` and `kernel.shmmax` name the same key; the dotted form is canonical. As in
+/// Kubernetes, a key whose first separator is a slash swaps the two, so that a dot inside a
+/// component (`net/ipv4/conf/eth0.100/rp_filter`, a VLAN interface) survives as a slash
+/// (`net.ipv4.conf.eth0/100.rp_filter`).
 pub fn normalize_key(key: &str) -> String {
-    key.replace('/', ".")
+    match key.find(['.', '/']) {
+        Some(i) if key.as_bytes()[i] == b'/' => key
+            .chars()
+            .map(|c| match c {
+                '/' => '.',
+                '.' => '/',
+                c => c,
+            })
+            .collect(),
+        _ => key.to_owned(),
+    }
 }
 
 fn owner(key: &str) -> Option<Owner> {
@@ -48,7 +61,7 @@ fn check_one(key: &str, value: &str, host_network: bool, host_ipc: bool) -> Resu
         || key.ends_with(['.', '/'])
         || key
             .chars()
-            .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '_' | '-' | '*')));
+            .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '_' | '-')));
     if bad_name {
         return Err(Error::InvalidArgument(format!(
             "sysctl {key:?} is not a valid sysctl name"
@@ -181,6 +194,14 @@ mod tests {
     fn slash_form_normalized_and_traversal_refused() {
         let m = normalized_sysctls(&one("net/ipv4/ip_forward", "1"), false, false).unwrap();
         assert_eq!(m.get("net.ipv4.ip_forward").map(String::as_str), Some("1"));
+        assert_eq!(
+            normalize_key("net/ipv4/conf/eth0.100/rp_filter"),
+            "net.ipv4.conf.eth0/100.rp_filter"
+        );
+        assert_eq!(
+            normalize_key("net.ipv4.conf.eth0/100.rp_filter"),
+            "net.ipv4.conf.eth0/100.rp_filter"
+        );
         for k in ["net/../kernel/core_pattern", "/net.x", "", "net.ipv4 x"] {
             assert!(validate_sysctls(&one(k, "1"), false, false).is_err(), "{k}");
         }
