@@ -1,7 +1,20 @@
 //! OCI runtime specs built from CRI configs: the pod's infra process and its containers.
 //!
-//! Pure functions of their inputs (plus reading the image's /etc/passwd and /etc/group
-//! inside the container rootfs): nothing here mounts, forks or writes.
+//! Nothing here mounts, forks or writes. Besides their inputs the functions only read: the
+//! image's /etc/passwd and /etc/group inside the rootfs (openat2 RESOLVE_IN_ROOT, see
+//! [`user`]), the kubelet's mount sources and device nodes (they must exist), a node-local
+//! seccomp profile, and berthd's own capability bounding set (what "privileged" can grant).
+//!
+//! The result follows what containerd's CRI plugin generates for a cgroupfs node, since the
+//! kubelet expects that behaviour:
+//!
+//! - [`pod_spec`]: read-only root, 65535:65535 unless the pod names a user, no capability,
+//!   no_new_privs, oom_score_adj -998, the pod's namespaces, sysctls and cgroup limits.
+//! - [`container_spec`]: argv merged from the CRI and the image, user and groups from the
+//!   image's files, the default 14 capabilities with add/drop, berth's runtime default seccomp
+//!   profile, masked and read-only /proc paths, the pod's files and the kubelet's mounts and
+//!   devices, cgroup limits.
+//! - [`exec_process`]: a container's process with another argv, for Exec and ExecSync.
 
 mod base;
 mod container;
@@ -18,7 +31,7 @@ use std::path::{Path, PathBuf};
 use berth_api::runtime::v1::{ContainerConfig, PodSandboxConfig};
 use berth_image::ImageConfig;
 
-pub use container::{container_spec, exec_process};
+pub use container::{command_line, container_spec, environment, exec_process};
 pub use pod::pod_spec;
 pub use seccomp::{SeccompChoice, default_profile as default_seccomp_profile};
 pub use security::{DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};

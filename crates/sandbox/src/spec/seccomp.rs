@@ -27,7 +27,7 @@ pub enum SeccompChoice {
 }
 
 /// The choice from the CRI's `seccomp` field, or the deprecated `seccomp_profile_path`
-/// ("runtime/default", "docker/default", "unconfined", "localhost/<path>") when it is unset.
+/// ("runtime/default", "docker/default", "unconfined", `"localhost/<path>"`) when it is unset.
 /// Neither set: unconfined (what the kubelet asks for when the pod says nothing).
 pub fn choice(profile: Option<&SecurityProfile>, deprecated_path: &str) -> Result<SeccompChoice> {
     if let Some(p) = profile {

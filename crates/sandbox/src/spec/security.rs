@@ -72,7 +72,7 @@ pub const CAPABILITY_BITS: &[(Capability, u32)] = &[
     (Capability::CheckpointRestore, 40),
 ];
 
-/// The capabilities whose bits are set in `mask` (a /proc/<pid>/status Cap* value).
+/// The capabilities whose bits are set in `mask` (a `/proc/<pid>/status` Cap* value).
 pub fn capabilities_in_mask(mask: u64) -> Capabilities {
     CAPABILITY_BITS
         .iter()
