@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use berth_api::runtime::v1::{
-    Capability, ContainerConfig, ContainerMetadata, LinuxContainerConfig,
+    Capability, ContainerConfig, ContainerMetadata, LinuxContainerConfig, LinuxContainerResources,
     LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
     PodSandboxConfig, PodSandboxMetadata, SecurityProfile, security_profile::ProfileType,
 };
@@ -194,9 +194,9 @@ fn output_text(out: &Output) -> String {
     )
 }
 
-/// RuntimeDefault seccomp, every capability dropped, run_as_username: `id` shows the user,
-/// its /etc/group memberships and the CRI's supplemental group; mount fails; the kernel reports
-/// a seccomp filter, no capability and no_new_privs.
+/// RuntimeDefault seccomp, every capability dropped, run_as_username, cpu and memory limits:
+/// `id` shows the user, its /etc/group memberships and the CRI's supplemental group; mount
+/// fails; the kernel reports a seccomp filter, no capability, no_new_privs and the OOM score.
 fn container_spec_runs_as_named_user_with_groups_no_caps_and_seccomp() -> TestResult {
     let bundle = tempfile::tempdir().map_err(|e| e.to_string())?;
     let rootfs = busybox_rootfs(bundle.path());
@@ -214,6 +214,7 @@ fn container_spec_runs_as_named_user_with_groups_no_caps_and_seccomp() -> TestRe
     };
     let script = "id -u; id -g; id -G; \
         grep -E '^(Seccomp|CapEff|NoNewPrivs):' /proc/self/status; \
+        echo oom=$(cat /proc/self/oom_score_adj); \
         cat /etc/hosts; \
         if mount -t tmpfs none /mnt 2>/dev/null; then echo MOUNTED; else echo MOUNT-REFUSED; fi";
     let config = ContainerConfig {
@@ -223,7 +224,14 @@ fn container_spec_runs_as_named_user_with_groups_no_caps_and_seccomp() -> TestRe
         }),
         command: vec!["/bin/sh".into(), "-c".into(), script.into()],
         linux: Some(LinuxContainerConfig {
-            resources: None,
+            resources: Some(LinuxContainerResources {
+                cpu_shares: 512,
+                cpu_period: 100_000,
+                cpu_quota: 50_000,
+                memory_limit_in_bytes: 64 << 20,
+                oom_score_adj: 500,
+                ..Default::default()
+            }),
             security_context: Some(LinuxContainerSecurityContext {
                 capabilities: Some(Capability {
                     add_capabilities: vec![],
@@ -279,6 +287,7 @@ fn container_spec_runs_as_named_user_with_groups_no_caps_and_seccomp() -> TestRe
         "Seccomp:\t2",
         "CapEff:\t0000000000000000",
         "NoNewPrivs:\t1",
+        "oom=500",
         "spec-run-host",
         "MOUNT-REFUSED",
     ] {

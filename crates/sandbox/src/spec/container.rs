@@ -173,7 +173,11 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec> {
     if !privileged {
         rules.extend(device_rules);
     }
-    let resources = resources::linux_resources(linux_cfg.resources.as_ref(), rules)?;
+    let resources = resources::linux_resources(
+        linux_cfg.resources.as_ref(),
+        rules,
+        resources::swap_accounting(),
+    )?;
 
     let mut l = base::blank_linux();
     l.set_namespaces(Some(base::namespaces(&input.namespaces)?));
@@ -459,7 +463,8 @@ mod tests {
         assert_eq!(uts.path().as_deref(), Some(Path::new("/proc/10/ns/uts")));
         let res = l.resources().as_ref().unwrap();
         assert_eq!(res.cpu().as_ref().unwrap().shares(), Some(256));
-        assert_eq!(res.memory().as_ref().unwrap().swap(), Some(128 << 20));
+        let swap = resources::swap_accounting().then_some(128 << 20);
+        assert_eq!(res.memory().as_ref().unwrap().swap(), swap);
         let dev = &res.devices().as_ref().unwrap()[0];
         assert!(!dev.allow() && dev.access().as_deref() == Some("rwm"));
         assert_eq!(l.masked_paths().as_ref().unwrap().len(), 11);

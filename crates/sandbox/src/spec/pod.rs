@@ -92,7 +92,11 @@ pub fn pod_spec(input: &PodSpecInput<'_>) -> Result<Spec> {
     process.set_oom_score_adj(Some(POD_OOM_SCORE_ADJ));
 
     let res = linux_cfg.resources.as_ref().or(linux_cfg.overhead.as_ref());
-    let resources = resources::linux_resources(res, vec![resources::deny_all_devices()?])?;
+    let resources = resources::linux_resources(
+        res,
+        vec![resources::deny_all_devices()?],
+        resources::swap_accounting(),
+    )?;
 
     let mut l = base::blank_linux();
     l.set_namespaces(Some(base::namespaces(&input.namespaces)?));

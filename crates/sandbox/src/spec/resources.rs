@@ -1,5 +1,7 @@
 //! CRI `LinuxContainerResources` to OCI `LinuxResources` (cgroupfs driver).
 
+use std::path::Path;
+
 use berth_api::runtime::v1::LinuxContainerResources;
 use oci_spec::runtime::{
     LinuxCpuBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxHugepageLimitBuilder,
@@ -8,11 +10,32 @@ use oci_spec::runtime::{
 
 use super::{Error, Result, build_err};
 
+/// Whether the node accounts swap (cgroup v1 memory.memsw.*, cgroup v2 memory.swap.max): only
+/// then is a swap limit written, as containerd does; the runtime refuses one otherwise.
+pub fn swap_accounting() -> bool {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        // v2: the root has no memory.swap.max; look in berthd's own cgroup.
+        let own = std::fs::read_to_string("/proc/self/cgroup")
+            .ok()
+            .and_then(|c| {
+                c.lines().find_map(|l| {
+                    l.strip_prefix("0::")
+                        .map(|p| p.trim_start_matches('/').to_owned())
+                })
+            })
+            .unwrap_or_default();
+        return !own.is_empty() && root.join(own).join("memory.swap.max").exists();
+    }
+    root.join("memory/memory.memsw.limit_in_bytes").exists()
+}
+
 /// The cgroup limits of `r`, with `devices` as the device rules. Zero or negative values
-/// mean "not set", as in the CRI.
+/// mean "not set", as in the CRI. `swap_accounting`: see [`swap_accounting`].
 pub fn linux_resources(
     r: Option<&LinuxContainerResources>,
     devices: Vec<LinuxDeviceCgroup>,
+    swap_accounting: bool,
 ) -> Result<LinuxResources> {
     let mut b = LinuxResourcesBuilder::default().devices(devices);
     let Some(r) = r else {
@@ -56,11 +79,11 @@ pub fn linux_resources(
         } else {
             r.memory_limit_in_bytes
         };
-        let mem = LinuxMemoryBuilder::default()
-            .limit(r.memory_limit_in_bytes)
-            .swap(swap)
-            .build()
-            .map_err(build_err("linux.resources.memory"))?;
+        let mut mem = LinuxMemoryBuilder::default().limit(r.memory_limit_in_bytes);
+        if swap_accounting {
+            mem = mem.swap(swap);
+        }
+        let mem = mem.build().map_err(build_err("linux.resources.memory"))?;
         b = b.memory(mem);
     }
     if !r.hugepage_limits.is_empty() {
@@ -140,7 +163,7 @@ mod tests {
             unified: [("memory.high".to_owned(), "50000000".to_owned())].into(),
             ..Default::default()
         };
-        let out = linux_resources(Some(&r), vec![deny_all_devices().unwrap()]).unwrap();
+        let out = linux_resources(Some(&r), vec![deny_all_devices().unwrap()], true).unwrap();
         let cpu = out.cpu().as_ref().unwrap();
         assert_eq!(cpu.shares(), Some(512));
         assert_eq!(cpu.quota(), Some(50_000));
@@ -158,7 +181,7 @@ mod tests {
 
     #[test]
     fn zeroes_mean_unset() {
-        let out = linux_resources(Some(&LinuxContainerResources::default()), vec![]).unwrap();
+        let out = linux_resources(Some(&LinuxContainerResources::default()), vec![], true).unwrap();
         assert!(out.cpu().is_none() && out.memory().is_none());
         assert!(out.hugepage_limits().is_none() && out.unified().is_none());
     }
@@ -169,7 +192,9 @@ mod tests {
             unified: [("../cpu.max".to_owned(), "1".to_owned())].into(),
             ..Default::default()
         };
-        let e = linux_resources(Some(&r), vec![]).unwrap_err().to_string();
+        let e = linux_resources(Some(&r), vec![], true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("../cpu.max"), "{e}");
     }
 
@@ -180,6 +205,17 @@ mod tests {
             memory_swap_limit_in_bytes: 50,
             ..Default::default()
         };
-        assert!(linux_resources(Some(&r), vec![]).is_err());
+        assert!(linux_resources(Some(&r), vec![], true).is_err());
+    }
+
+    #[test]
+    fn no_swap_limit_without_swap_accounting() {
+        let r = LinuxContainerResources {
+            memory_limit_in_bytes: 100,
+            ..Default::default()
+        };
+        let out = linux_resources(Some(&r), vec![], false).unwrap();
+        let mem = out.memory().as_ref().unwrap();
+        assert_eq!((mem.limit(), mem.swap()), (Some(100), None));
     }
 }
