@@ -2,9 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_api::runtime::v1::{ContainerConfig, SupplementalGroupsPolicy};
+use berth_api::runtime::v1::{
+    ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext,
+    SupplementalGroupsPolicy,
+};
 use berth_image::ImageConfig;
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::{Linux, LinuxCapabilities, LinuxSeccomp, Process, Spec};
 
 use super::base::{self, DEFAULT_PATH, EnvList};
 use super::pod::strings;
@@ -95,25 +98,47 @@ fn working_dir(config: &ContainerConfig, image: &ImageConfig, name: &str) -> Res
     }
 }
 
-/// The spec of a container.
-pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec> {
-    let config = input.config;
-    let meta = config.metadata.clone().unwrap_or_default();
-    let name = meta.name.as_str();
-    let linux_cfg = config.linux.clone().unwrap_or_default();
-    let sc = linux_cfg.security_context.clone().unwrap_or_default();
-    let pod_linux = input.pod.linux.clone().unwrap_or_default();
-    let pod_sc = pod_linux.security_context.clone().unwrap_or_default();
+/// What the security context decided, before it is spread over the process and linux parts.
+struct Security {
+    privileged: bool,
+    caps: LinuxCapabilities,
+    seccomp: Option<LinuxSeccomp>,
+}
+
+/// Stage 1: privileges, capabilities, AppArmor, seccomp.
+fn security(
+    sc: &LinuxContainerSecurityContext,
+    pod_privileged: bool,
+    name: &str,
+) -> Result<Security> {
     let privileged = sc.privileged;
-    if privileged && !pod_sc.privileged {
+    if privileged && !pod_privileged {
         return Err(Error::InvalidArgument(format!(
             "container {name}: a privileged container needs a privileged pod"
         )));
     }
+    let set = security::capability_set(sc.capabilities.as_ref(), privileged)?;
+    let caps = security::linux_capabilities(&set, sc.capabilities.as_ref())?;
+    // The deprecated string fields still come from older kubelets.
+    #[allow(deprecated)]
+    let (apparmor_path, seccomp_path) = (&sc.apparmor_profile, &sc.seccomp_profile_path);
+    security::check_apparmor(sc.apparmor.as_ref(), apparmor_path)?;
+    let seccomp = if privileged {
+        None
+    } else {
+        let choice = seccomp::choice(sc.seccomp.as_ref(), seccomp_path)?;
+        seccomp::profile(&choice, &set)?
+    };
+    Ok(Security {
+        privileged,
+        caps,
+        seccomp,
+    })
+}
 
-    // Process.
-    let args = command_line(config, input.image, name)?;
-    let hostname = if !input.pod.hostname.is_empty() {
+/// The HOSTNAME variable: the pod's hostname, or the node's for a pod in the host's uts.
+fn hostname_env(input: &ContainerSpecInput<'_>) -> String {
+    if !input.pod.hostname.is_empty() {
         input.pod.hostname.clone()
     } else if input.namespaces.uts == Namespace::Host {
         nix::unistd::gethostname()
@@ -121,7 +146,18 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec> {
             .unwrap_or_default()
     } else {
         String::new()
-    };
+    }
+}
+
+/// Stage 2: argv, environment, cwd, user, capabilities, OOM score.
+fn process(
+    input: &ContainerSpecInput<'_>,
+    sc: &LinuxContainerSecurityContext,
+    res: Option<&LinuxContainerResources>,
+    caps: LinuxCapabilities,
+    name: &str,
+) -> Result<Process> {
+    let config = input.config;
     let user = resolve_user(
         input.rootfs,
         name,
@@ -134,50 +170,44 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec> {
             image_user: input.image.user.as_deref(),
         },
     )?;
-    let caps = security::capability_set(sc.capabilities.as_ref(), privileged)?;
-    let linux_caps = security::linux_capabilities(&caps, sc.capabilities.as_ref())?;
-    // The deprecated string fields still come from older kubelets.
-    #[allow(deprecated)]
-    let (apparmor_path, seccomp_path) = (&sc.apparmor_profile, &sc.seccomp_profile_path);
-    security::check_apparmor(sc.apparmor.as_ref(), apparmor_path)?;
-    let seccomp = if privileged {
-        None
-    } else {
-        let choice = seccomp::choice(sc.seccomp.as_ref(), seccomp_path)?;
-        seccomp::profile(&choice, &caps)?
-    };
-
     let mut process = base::blank_process();
     process.set_terminal(Some(config.tty));
     process.set_user(user);
-    process.set_args(Some(args));
-    process.set_env(Some(environment(config, input.image, &hostname, name)?));
+    process.set_args(Some(command_line(config, input.image, name)?));
+    process.set_env(Some(environment(
+        config,
+        input.image,
+        &hostname_env(input),
+        name,
+    )?));
     process.set_cwd(working_dir(config, input.image, name)?);
-    process.set_capabilities(Some(linux_caps));
+    process.set_capabilities(Some(caps));
     process.set_no_new_privileges(Some(sc.no_new_privs));
-    if let Some(r) = &linux_cfg.resources {
-        let adj = r.oom_score_adj.clamp(-1000, 1000) as i32;
-        process.set_oom_score_adj(Some(adj));
+    if let Some(r) = res {
+        process.set_oom_score_adj(Some(r.oom_score_adj.clamp(-1000, 1000) as i32));
     }
+    Ok(process)
+}
 
-    // Mounts and devices.
-    let mut all_mounts =
-        mounts::container_defaults(input.pod_files, privileged, sc.readonly_rootfs)?;
-    let propagation = mounts::add_cri_mounts(&mut all_mounts, &config.mounts, name)?;
-    let (device_nodes, device_rules) = mounts::cri_devices(&config.devices, name)?;
-    let mut rules = vec![if privileged {
-        resources::allow_all_devices()?
+/// Stage 3: namespaces, cgroup, devices, masked paths, seccomp, propagation.
+fn linux(
+    input: &ContainerSpecInput<'_>,
+    sc: &LinuxContainerSecurityContext,
+    res: Option<&LinuxContainerResources>,
+    security: Security,
+    propagation: mounts::RootPropagation,
+    name: &str,
+) -> Result<Linux> {
+    let privileged = security.privileged;
+    let (device_nodes, device_rules) = mounts::cri_devices(&input.config.devices, name)?;
+    let rules = if privileged {
+        vec![resources::allow_all_devices()?]
     } else {
-        resources::deny_all_devices()?
-    }];
-    if !privileged {
-        rules.extend(device_rules);
-    }
-    let resources = resources::linux_resources(
-        linux_cfg.resources.as_ref(),
-        rules,
-        resources::swap_accounting(),
-    )?;
+        std::iter::once(resources::deny_all_devices()?)
+            .chain(device_rules)
+            .collect()
+    };
+    let resources = resources::linux_resources(res, rules, resources::swap_accounting())?;
 
     let mut l = base::blank_linux();
     l.set_namespaces(Some(base::namespaces(&input.namespaces)?));
@@ -189,28 +219,51 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec> {
         l.set_devices(Some(device_nodes));
     }
     if !privileged {
-        let masked = if sc.masked_paths.is_empty() {
-            strings(security::DEFAULT_MASKED_PATHS)
-        } else {
-            sc.masked_paths.clone()
+        let or_default = |given: &[String], default: &[&str]| {
+            if given.is_empty() {
+                strings(default)
+            } else {
+                given.to_vec()
+            }
         };
-        let readonly = if sc.readonly_paths.is_empty() {
-            strings(security::DEFAULT_READONLY_PATHS)
-        } else {
-            sc.readonly_paths.clone()
-        };
-        l.set_masked_paths(Some(masked));
-        l.set_readonly_paths(Some(readonly));
+        l.set_masked_paths(Some(or_default(
+            &sc.masked_paths,
+            security::DEFAULT_MASKED_PATHS,
+        )));
+        l.set_readonly_paths(Some(or_default(
+            &sc.readonly_paths,
+            security::DEFAULT_READONLY_PATHS,
+        )));
     }
-    l.set_seccomp(seccomp);
+    l.set_seccomp(security.seccomp);
     l.set_rootfs_propagation(propagation.as_option().map(str::to_owned));
+    Ok(l)
+}
+
+/// The spec of a container.
+pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec> {
+    let config = input.config;
+    let meta = config.metadata.clone().unwrap_or_default();
+    let name = meta.name.as_str();
+    let linux_cfg = config.linux.clone().unwrap_or_default();
+    let sc = linux_cfg.security_context.clone().unwrap_or_default();
+    let res = linux_cfg.resources.as_ref();
+    let pod_privileged = input
+        .pod
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .is_some_and(|s| s.privileged);
+
+    let security = security(&sc, pod_privileged, name)?;
+    let process = process(input, &sc, res, security.caps.clone(), name)?;
+    let mut all_mounts =
+        mounts::container_defaults(input.pod_files, security.privileged, sc.readonly_rootfs)?;
+    let propagation = mounts::add_cri_mounts(&mut all_mounts, &config.mounts, name)?;
+    let linux = linux(input, &sc, res, security, propagation, name)?;
 
     let pod_meta = input.pod.metadata.clone().unwrap_or_default();
-    let image_name = config
-        .image
-        .as_ref()
-        .map(|i| i.image.as_str())
-        .unwrap_or("");
+    let image_name = config.image.as_ref().map_or("", |i| i.image.as_str());
     let mut spec = base::blank_spec();
     spec.set_root(Some(base::root(input.rootfs, sc.readonly_rootfs)?));
     spec.set_mounts(Some(all_mounts));
@@ -224,7 +277,7 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec> {
         ("io.kubernetes.cri.sandbox-uid", &pod_meta.uid),
         ("io.kubernetes.cri.image-name", image_name),
     ])));
-    spec.set_linux(Some(l));
+    spec.set_linux(Some(linux));
     Ok(spec)
 }
 
