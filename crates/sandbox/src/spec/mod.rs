@@ -1,14 +1,42 @@
 //! OCI runtime specs built from CRI configs: the pod's infra process and its containers.
 //!
-//! Pure functions of their inputs (plus reading the image's /etc/passwd and /etc/group
-//! inside the container rootfs): nothing here mounts, forks or writes.
+//! Nothing here mounts, forks or writes. Besides their inputs the functions only read: the
+//! image's /etc/passwd and /etc/group inside the rootfs (openat2 RESOLVE_IN_ROOT, see
+//! [`user`]), the kubelet's mount sources and device nodes (they must exist), a node-local
+//! seccomp profile, and berthd's own capability bounding set (what "privileged" can grant).
+//!
+//! The result follows what containerd's CRI plugin generates for a cgroupfs node, since the
+//! kubelet expects that behaviour:
+//!
+//! - [`pod_spec`]: read-only root, 65535:65535 unless the pod names a user, no capability,
+//!   no_new_privs, oom_score_adj -998, the pod's namespaces, sysctls and cgroup limits.
+//! - [`container_spec`]: argv merged from the CRI and the image, user and groups from the
+//!   image's files, the default 14 capabilities with add/drop, berth's runtime default seccomp
+//!   profile, masked and read-only /proc paths, the pod's files and the kubelet's mounts and
+//!   devices, cgroup limits.
+//! - [`exec_process`]: a container's process with another argv, for Exec and ExecSync.
 
-use std::collections::HashMap;
+mod base;
+mod container;
+pub mod mounts;
+mod pod;
+pub mod resources;
+pub mod seccomp;
+pub mod security;
+pub mod sysctl;
+pub mod user;
+
 use std::path::{Path, PathBuf};
 
 use berth_api::runtime::v1::{ContainerConfig, PodSandboxConfig};
 use berth_image::ImageConfig;
-use oci_spec::runtime::Spec;
+
+pub use container::{command_line, container_spec, environment, exec_process};
+pub use pod::pod_spec;
+pub use seccomp::{SeccompChoice, default_profile as default_seccomp_profile};
+pub use security::{DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
+pub use sysctl::{normalized_sysctls, validate_sysctls};
+pub use user::{UserRequest, resolve_user};
 
 /// What a spec-building step can reject: always a caller's mistake, named.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +48,11 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// For `map_err` on an oci-spec builder: which part of the spec failed to build.
+fn build_err<E: std::fmt::Display>(field: &'static str) -> impl FnOnce(E) -> Error {
+    move |e| Error::Build(format!("{field}: {e}"))
+}
 
 /// How a process gets one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +91,8 @@ pub struct PodFiles {
 /// The infra (pause) process of a pod.
 #[derive(Debug, Clone)]
 pub struct PodSpecInput<'a> {
+    /// The pod's id (annotation io.kubernetes.cri.sandbox-id).
+    pub sandbox_id: &'a str,
     pub config: &'a PodSandboxConfig,
     /// A read-only directory holding the infra binary.
     pub rootfs: &'a Path,
@@ -69,6 +104,8 @@ pub struct PodSpecInput<'a> {
 /// One container of a pod.
 #[derive(Debug, Clone)]
 pub struct ContainerSpecInput<'a> {
+    /// The pod's id (annotation io.kubernetes.cri.sandbox-id).
+    pub sandbox_id: &'a str,
     pub pod: &'a PodSandboxConfig,
     pub config: &'a ContainerConfig,
     pub image: &'a ImageConfig,
@@ -77,23 +114,4 @@ pub struct ContainerSpecInput<'a> {
     pub namespaces: Namespaces,
     pub cgroups_path: String,
     pub pod_files: &'a PodFiles,
-}
-
-/// The spec of a pod's infra process.
-pub fn pod_spec(_input: &PodSpecInput<'_>) -> Result<Spec> {
-    Err(Error::Build("pod_spec: not written yet".into()))
-}
-
-/// The spec of a container.
-pub fn container_spec(_input: &ContainerSpecInput<'_>) -> Result<Spec> {
-    Err(Error::Build("container_spec: not written yet".into()))
-}
-
-/// Refuses sysctls that are not namespaced (or not in a namespace the pod owns).
-pub fn validate_sysctls(
-    _sysctls: &HashMap<String, String>,
-    _host_network: bool,
-    _host_ipc: bool,
-) -> Result<()> {
-    Err(Error::Build("validate_sysctls: not written yet".into()))
 }
