@@ -181,6 +181,7 @@ impl Sandboxes {
         // The spec and bundle.
         let pod_files = files::existing(&self.pod_dir(&pod.id));
         let input = ContainerSpecInput {
+            sandbox_id: &pod.id,
             pod: &pod.config,
             config: &record.config,
             image: &image.config,
@@ -461,15 +462,10 @@ impl Sandboxes {
     pub fn exec_process(&self, id: &str, cmd: &[String], tty: bool) -> Result<serde_json::Value> {
         let path = self.bundle_dir(id).join("config.json");
         let bytes = std::fs::read(&path).map_err(Error::io("read", &path))?;
-        let mut spec: serde_json::Value = serde_json::from_slice(&bytes)
+        let spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
-        let mut process = spec["process"].take();
-        process["args"] = serde_json::json!(cmd);
-        process["terminal"] = serde_json::json!(tty);
-        if let Some(o) = process.as_object_mut() {
-            o.remove("consoleSize");
-        }
-        Ok(process)
+        let process = spec::exec_process(&spec, cmd, tty)?;
+        serde_json::to_value(process).map_err(|e| Error::Internal(format!("encode process: {e}")))
     }
 
     /// A connection to the shim of a running container (for exec, attach, streaming).

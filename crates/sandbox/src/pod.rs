@@ -175,6 +175,7 @@ impl Sandboxes {
         // The infra process.
         record.cgroup_parent = cgroup_parent(&record.config, &self.opts.default_cgroup_parent);
         let input = PodSpecInput {
+            sandbox_id: &id,
             config: &record.config,
             rootfs: &self.pause_rootfs,
             args: vec![pause::PATH_IN_ROOTFS.to_string()],
