@@ -2,8 +2,10 @@
 //!
 //! See docs/images.md for the on-disk layout and the unpack safety rules.
 
+pub mod auth;
 pub mod digest;
 mod error;
+pub mod hosts;
 pub mod pull;
 pub mod reference;
 pub mod snapshot;
@@ -12,6 +14,8 @@ pub mod unpack;
 
 pub use digest::{Digest, chain_ids};
 pub use error::{Error, Result};
+pub use auth::DockerConfig;
+pub use hosts::Endpoint;
 pub use pull::{PullConfig, Puller, RegistryAuth};
 pub use reference::Reference;
 pub use snapshot::Snapshotter;
