@@ -31,15 +31,22 @@ const SOCKET_MODE: u32 = 0o660;
 /// Binds the CRI socket, serves until `shutdown` completes, then removes the socket.
 pub async fn serve(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> Result<()> {
     let images = Arc::new(berth_image::Store::open(config.root.join("image"))?);
+    let snapshots = Arc::new(berth_image::Snapshotter::open(
+        config.root.join("snapshots"),
+    )?);
     let listener = bind(&config.socket)?;
     info!(socket = %config.socket.display(), "serving CRI v1");
 
     let runtime = RuntimeServiceServer::new(RuntimeService::new(config.clone()))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    let image = ImageServiceServer::new(ImageService::new(config.clone(), images.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let image = ImageServiceServer::new(ImageService::new(
+        config.clone(),
+        images.clone(),
+        snapshots.clone(),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+    .max_encoding_message_size(MAX_MESSAGE_SIZE);
 
     // The signal is forwarded so that the grace period starts when it arrives.
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

@@ -151,7 +151,10 @@ mod tests {
 
     #[test]
     fn base64_round_trips_known_values() {
-        assert_eq!(base64_decode("YmVydGg6YmVydGgtdGVzdA==").unwrap(), b"berth:berth-test");
+        assert_eq!(
+            base64_decode("YmVydGg6YmVydGgtdGVzdA==").unwrap(),
+            b"berth:berth-test"
+        );
         assert_eq!(base64_decode("YQ").unwrap(), b"a");
         assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
         assert_eq!(base64_decode("").unwrap(), b"");
@@ -159,7 +162,11 @@ mod tests {
         assert!(base64_decode("a b").is_none());
         let a = decode_basic("dTpwOnE=").unwrap();
         assert_eq!(basic(&a), ("u", "p:q"));
-        assert!(decode_basic("bm9jb2xvbg==").unwrap_err().contains("user:password"));
+        assert!(
+            decode_basic("bm9jb2xvbg==")
+                .unwrap_err()
+                .contains("user:password")
+        );
     }
 
     #[test]
@@ -176,11 +183,20 @@ mod tests {
         )
         .unwrap();
         let c = DockerConfig::load(&path).unwrap();
-        assert_eq!(basic(&c.lookup("docker.io").unwrap().unwrap()), ("d", "hub"));
-        assert_eq!(basic(&c.lookup("127.0.0.1:5000").unwrap().unwrap()), ("u", "p"));
+        assert_eq!(
+            basic(&c.lookup("docker.io").unwrap().unwrap()),
+            ("d", "hub")
+        );
+        assert_eq!(
+            basic(&c.lookup("127.0.0.1:5000").unwrap().unwrap()),
+            ("u", "p")
+        );
         assert!(c.lookup("quay.io").unwrap().is_none());
         let err = c.lookup("bad.io").unwrap_err().to_string();
-        assert!(err.contains("config.json") && err.contains("bad.io"), "{err}");
+        assert!(
+            err.contains("config.json") && err.contains("bad.io"),
+            "{err}"
+        );
         let none = DockerConfig::load(&dir.path().join("absent.json")).unwrap();
         assert!(none.lookup("docker.io").unwrap().is_none());
     }

@@ -223,7 +223,11 @@ mod tests {
     #[test]
     fn no_configuration_means_the_registry_over_https() {
         let dir = tempfile::tempdir().unwrap();
-        for cfg in [None, Some(dir.path()), Some(Path::new("/nonexistent/certs.d"))] {
+        for cfg in [
+            None,
+            Some(dir.path()),
+            Some(Path::new("/nonexistent/certs.d")),
+        ] {
             let e = endpoints(cfg, "registry.k8s.io", &[]).unwrap();
             assert_eq!(e.len(), 1);
             assert_eq!(e[0].host, "registry.k8s.io");
@@ -268,7 +272,10 @@ ca = "/etc/ca.crt"
         std::fs::write(d.join("hosts.toml"), "[host.\"http://m:1\"]\n").unwrap();
         let e = endpoints(Some(dir.path()), "docker.io", &[]).unwrap();
         assert_eq!(e.len(), 2);
-        assert_eq!((e[0].host.as_str(), e[1].host.as_str()), ("m:1", "docker.io"));
+        assert_eq!(
+            (e[0].host.as_str(), e[1].host.as_str()),
+            ("m:1", "docker.io")
+        );
     }
 
     #[test]

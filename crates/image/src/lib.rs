@@ -11,10 +11,11 @@ pub mod reference;
 pub mod snapshot;
 pub mod store;
 pub mod unpack;
+pub mod usage;
 
+pub use auth::DockerConfig;
 pub use digest::{Digest, chain_ids};
 pub use error::{Error, Result};
-pub use auth::DockerConfig;
 pub use hosts::Endpoint;
 pub use pull::{PullConfig, Puller, RegistryAuth};
 pub use reference::Reference;

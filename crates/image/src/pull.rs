@@ -21,9 +21,9 @@ pub use oci_client::secrets::RegistryAuth;
 use serde::Deserialize;
 use tracing::{debug, info, warn};
 
-use crate::store::{ImageRecord, Store};
 use crate::auth::DockerConfig;
 use crate::hosts::{self, Endpoint};
+use crate::store::{ImageRecord, Store};
 use crate::{Digest, Error, Reference, Result};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -68,7 +68,10 @@ impl Default for PullConfig {
 }
 
 /// Pulls images into one store. Keeps one registry client per kind of endpoint (plain
-/// HTTP, TLS settings), so tokens are reused across pulls.
+/// HTTP, TLS settings) and credential, so tokens are reused across pulls with the same
+/// credential. (oci-client keeps the first credential it sees for a registry for good: a
+/// client shared between credentials would let a pull without credentials use another
+/// pull's, and a pull with the right password fail after one with a wrong one.)
 pub struct Puller {
     store: Arc<Store>,
     config: PullConfig,
@@ -83,6 +86,20 @@ struct ClientKey {
     plain_http: bool,
     skip_verify: bool,
     ca: Vec<PathBuf>,
+    /// sha256 of the credential (not the credential itself).
+    credential: Digest,
+}
+
+/// At most this many clients are kept; beyond, the cache starts over.
+const MAX_CLIENTS: usize = 64;
+
+fn fingerprint(auth: &RegistryAuth) -> Digest {
+    let text = match auth {
+        RegistryAuth::Anonymous => "anonymous".to_string(),
+        RegistryAuth::Basic(u, p) => format!("basic\0{u}\0{p}"),
+        RegistryAuth::Bearer(t) => format!("bearer\0{t}"),
+    };
+    Digest::of(text.as_bytes())
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,15 +142,19 @@ impl Puller {
         }
     }
 
-    fn client(&self, e: &Endpoint) -> Result<oci_client::Client> {
+    fn client(&self, e: &Endpoint, auth: &RegistryAuth) -> Result<oci_client::Client> {
         let key = ClientKey {
             plain_http: e.plain_http,
             skip_verify: e.skip_verify,
             ca: e.ca.clone(),
+            credential: fingerprint(auth),
         };
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
+        }
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
         }
         let mut certs = Vec::new();
         for path in &key.ca {
@@ -233,7 +254,7 @@ impl Puller {
             if !e.pull || (!e.resolve && reference.digest().is_none()) {
                 continue;
             }
-            let client = self.client(e)?;
+            let client = self.client(e, &auth)?;
             let mut r = oci_ref.clone();
             if !(e.upstream && e.host == reference.domain()) {
                 r.set_mirror_registry(e.host.clone());
@@ -327,11 +348,12 @@ impl Puller {
             }
         }
         self.fetch_blob(&client, &oci_ref, &config, &shown).await?;
-        stream::iter(
-            layers
-                .iter()
-                .map(|l| self.fetch_blob(&client, &oci_ref, l, &shown)),
-        )
+        // Collected first: a lazily mapped iterator makes the future not provably Send.
+        let fetches: Vec<_> = layers
+            .iter()
+            .map(|l| self.fetch_blob(&client, &oci_ref, l, &shown))
+            .collect();
+        stream::iter(fetches)
             .buffer_unordered(self.config.max_concurrent_downloads.max(1))
             .try_collect::<Vec<()>>()
             .await?;
@@ -423,5 +445,12 @@ mod tests {
         );
         assert!(parse_manifest(br#"{"schemaVersion":2,"mediaType":"text/plain"}"#).is_err());
         assert!(parse_manifest(&vec![b' '; MAX_MANIFEST + 1]).is_err());
+    }
+
+    /// berthd runs pulls on a multi-threaded runtime: the future must stay `Send`.
+    #[allow(dead_code)]
+    fn pull_future_is_send(p: &Puller, r: &Reference, a: &RegistryAuth) {
+        fn send<T: Send>(_: T) {}
+        send(p.pull(r, a));
     }
 }
