@@ -65,6 +65,9 @@ pub struct RegistryConfig {
     pub docker_config: Option<PathBuf>,
     /// Layers of one image fetched at once.
     pub max_concurrent_downloads: usize,
+    /// What one layer may unpack to at most (bytes of its tar stream and of the file data
+    /// it writes): a decompression bomb fails its pull at this size.
+    pub max_layer_bytes: u64,
 }
 
 impl Default for RegistryConfig {
@@ -74,6 +77,7 @@ impl Default for RegistryConfig {
             plain_http: Vec::new(),
             docker_config: None,
             max_concurrent_downloads: 3,
+            max_layer_bytes: 64 << 30,
         }
     }
 }

@@ -82,7 +82,9 @@ impl From<berth_image::Error> for Error {
             },
             E::Pinned(_) | E::SnapshotExists(_) => Error::FailedPrecondition(e.to_string()),
             // What the registry served or refused: not berthd's own failure.
-            E::Registry { .. } | E::DigestMismatch { .. } => Error::Unknown(e.to_string()),
+            E::Registry { .. } | E::DigestMismatch { .. } | E::LayerTooLarge { .. } => {
+                Error::Unknown(e.to_string())
+            }
             other => Error::Internal(other.to_string()),
         }
     }

@@ -30,7 +30,10 @@ const SOCKET_MODE: u32 = 0o660;
 
 /// Binds the CRI socket, serves until `shutdown` completes, then removes the socket.
 pub async fn serve(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> Result<()> {
-    let images = Arc::new(berth_image::Store::open(config.root.join("image"))?);
+    let images = Arc::new(
+        berth_image::Store::open(config.root.join("image"))?
+            .with_max_layer_bytes(config.registry.max_layer_bytes),
+    );
     let snapshots = Arc::new(berth_image::Snapshotter::open(
         config.root.join("snapshots"),
     )?);

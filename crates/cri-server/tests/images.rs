@@ -571,6 +571,31 @@ fn pull_with_credentials() {
     });
 }
 
+/// `max_layer_bytes` caps what a layer may unpack to: busybox's 2 MB layer against a
+/// 100 kB cap fails the pull, names the layer, and leaves no unpacked layer behind.
+fn layer_larger_than_max_layer_bytes_fails_the_pull() {
+    let layout = Layout::build();
+    let reg = Registry::start(false);
+    reg.push(&layout, "busybox", "test/busybox:1", false);
+    let berthd = Berthd::start(&format!(
+        "[registry]\nplain_http = [\"{}\"]\nmax_layer_bytes = 100000\n",
+        reg.addr
+    ));
+    let tag = format!("{}/test/busybox:1", reg.addr);
+    runtime().block_on(async {
+        let mut c = berthd.images().await;
+        let err = pull(&mut c, &tag, None).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unknown, "{err:?}");
+        assert!(
+            err.message().contains("more than 100000 bytes"),
+            "{}",
+            err.message()
+        );
+        assert_eq!(status_id(&mut c, &tag).await, None);
+    });
+    assert_eq!(count_files(&berthd.root().join("image/layers")), 0);
+}
+
 /// Own harness (libtest-mimic): a missing prerequisite marks every test ignored with the
 /// reason, and fails it when `CI` is set (CI must run them).
 fn main() {
@@ -591,6 +616,10 @@ fn main() {
             mirrors_are_tried_in_order_then_the_upstream,
         ),
         ("pull_with_credentials", pull_with_credentials),
+        (
+            "layer_larger_than_max_layer_bytes_fails_the_pull",
+            layer_larger_than_max_layer_bytes_fails_the_pull,
+        ),
     ];
     let trials = tests
         .iter()
