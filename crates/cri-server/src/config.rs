@@ -32,6 +32,7 @@ pub struct Config {
     /// on PATH.
     pub runtime_binary: PathBuf,
     pub cni: CniConfig,
+    pub registry: RegistryConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
@@ -57,6 +58,37 @@ pub struct CniConfig {
     pub bin_dirs: Vec<PathBuf>,
 }
 
+/// How images are pulled: registry hosts, credentials, limits.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Hosts configuration, containerd certs.d style: `<config_path>/<host>/hosts.toml`
+    /// (or `_default/hosts.toml`) lists mirrors and the upstream. A missing directory
+    /// means no mirrors.
+    pub config_path: PathBuf,
+    /// Registries (`host:port`) spoken to over plain HTTP.
+    pub plain_http: Vec<String>,
+    /// A docker `config.json` whose `auths` are used when PullImage brings no credentials.
+    pub docker_config: Option<PathBuf>,
+    /// Layers of one image fetched at once.
+    pub max_concurrent_downloads: usize,
+    /// What one layer may unpack to at most (bytes of its tar stream and of the file data
+    /// it writes): a decompression bomb fails its pull at this size.
+    pub max_layer_bytes: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            config_path: "/etc/berth/certs.d".into(),
+            plain_http: Vec::new(),
+            docker_config: None,
+            max_concurrent_downloads: 3,
+            max_layer_bytes: 64 << 30,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -70,6 +102,7 @@ impl Default for Config {
             shim_binary: PathBuf::new(),
             runtime_binary: PathBuf::new(),
             cni: CniConfig::default(),
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -142,6 +175,9 @@ mod tests {
             cgroup_driver = "systemd"
             [cni]
             bin_dirs = ["/x"]
+            [registry]
+            plain_http = ["127.0.0.1:5000"]
+            docker_config = "/root/.docker/config.json"
             "#,
         )
         .unwrap();
@@ -151,6 +187,15 @@ mod tests {
         assert_eq!(cfg.cni.bin_dirs, vec![PathBuf::from("/x")]);
         assert_eq!(cfg.cni.conf_dir, PathBuf::from("/etc/cni/net.d"));
         assert_eq!(cfg.root, PathBuf::from("/var/lib/berth"));
+        assert_eq!(cfg.registry.plain_http, ["127.0.0.1:5000"]);
+        assert_eq!(
+            cfg.registry.config_path,
+            PathBuf::from("/etc/berth/certs.d")
+        );
+        assert_eq!(
+            cfg.registry.docker_config.as_deref(),
+            Some(Path::new("/root/.docker/config.json"))
+        );
     }
 
     #[test]

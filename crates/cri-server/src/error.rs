@@ -33,6 +33,11 @@ pub enum Error {
 
     #[error("internal error: {0}")]
     Internal(String),
+
+    /// A failure outside berthd, e.g. a registry refusing or failing a pull (containerd
+    /// reports these as Unknown too). The message names the reference and the endpoints.
+    #[error("{0}")]
+    Unknown(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -59,6 +64,7 @@ impl Error {
                 tonic::Code::NotFound
             }
             Error::Io { .. } | Error::Config(_) | Error::Internal(_) => tonic::Code::Internal,
+            Error::Unknown(_) => tonic::Code::Unknown,
         }
     }
 }
@@ -75,6 +81,10 @@ impl From<berth_image::Error> for Error {
                 id: name,
             },
             E::Pinned(_) | E::SnapshotExists(_) => Error::FailedPrecondition(e.to_string()),
+            // What the registry served or refused: not berthd's own failure.
+            E::Registry { .. } | E::DigestMismatch { .. } | E::LayerTooLarge { .. } => {
+                Error::Unknown(e.to_string())
+            }
             other => Error::Internal(other.to_string()),
         }
     }
@@ -134,6 +144,7 @@ mod tests {
                 tonic::Code::Unimplemented,
             ),
             (Error::Internal("x".into()), tonic::Code::Internal),
+            (Error::Unknown("x".into()), tonic::Code::Unknown),
             (
                 Error::io(
                     "read",

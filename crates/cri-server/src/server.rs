@@ -32,14 +32,17 @@ const SOCKET_MODE: u32 = 0o660;
 
 /// Binds the CRI socket, serves until `shutdown` completes, then removes the socket.
 pub async fn serve(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> Result<()> {
-    let images = Arc::new(berth_image::Store::open(config.root.join("image"))?);
+    let images = Arc::new(
+        berth_image::Store::open(config.root.join("image"))?
+            .with_max_layer_bytes(config.registry.max_layer_bytes),
+    );
     let snapshots = Arc::new(berth_image::Snapshotter::open(
         config.root.join("snapshots"),
     )?);
     let sandboxes = Arc::new(Sandboxes::open(
         sandbox_options(&config),
         images.clone(),
-        snapshots,
+        snapshots.clone(),
     )?);
     berth_sandbox::recovery::recover(&sandboxes).await?;
     let listener = bind(&config.socket)?;
@@ -48,9 +51,13 @@ pub async fn serve(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> R
     let runtime = RuntimeServiceServer::new(RuntimeService::new(config.clone(), sandboxes))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    let image = ImageServiceServer::new(ImageService::new(config.clone(), images.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let image = ImageServiceServer::new(ImageService::new(
+        config.clone(),
+        images.clone(),
+        snapshots.clone(),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+    .max_encoding_message_size(MAX_MESSAGE_SIZE);
 
     // The signal is forwarded so that the grace period starts when it arrives.
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

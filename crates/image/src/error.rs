@@ -21,6 +21,9 @@ pub enum Error {
     #[error("layer entry {entry:?}: {reason}")]
     UnsafeEntry { entry: String, reason: String },
 
+    #[error("layer {digest} unpacks to more than {limit} bytes (the configured maximum)")]
+    LayerTooLarge { digest: Digest, limit: u64 },
+
     #[error("read layer: {0}")]
     Layer(#[source] std::io::Error),
 

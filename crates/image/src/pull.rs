@@ -10,14 +10,19 @@
 //! lists; layers uncompressed, gzip or zstd. Refused with an error that says so: schema 1
 //! manifests, encrypted layers, non-image artifacts.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 pub use oci_client::secrets::RegistryAuth;
 use serde::Deserialize;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
+use crate::auth::DockerConfig;
+use crate::hosts::{self, Endpoint};
 use crate::store::{ImageRecord, Store};
 use crate::{Digest, Error, Reference, Result};
 
@@ -40,6 +45,13 @@ pub struct PullConfig {
     pub max_concurrent_downloads: usize,
     /// Platform wanted from an index: (os, architecture).
     pub platform: (String, String),
+    /// The hosts configuration directory (`<dir>/<registry>/hosts.toml`, see [`hosts`]).
+    /// None or a missing directory: every registry is its own only endpoint.
+    pub hosts_dir: Option<PathBuf>,
+    /// A docker `config.json` whose `auths` are used when a pull brings no credentials.
+    pub docker_config: Option<PathBuf>,
+    /// How long connecting to an endpoint may take before the next one is tried.
+    pub connect_timeout: Duration,
 }
 
 impl Default for PullConfig {
@@ -48,15 +60,46 @@ impl Default for PullConfig {
             plain_http: Vec::new(),
             max_concurrent_downloads: 3,
             platform: ("linux".into(), "amd64".into()),
+            hosts_dir: None,
+            docker_config: None,
+            connect_timeout: Duration::from_secs(10),
         }
     }
 }
 
-/// Pulls images into one store. Holds one registry client, so tokens are reused.
+/// Pulls images into one store. Keeps one registry client per kind of endpoint (plain
+/// HTTP, TLS settings) and credential, so tokens are reused across pulls with the same
+/// credential. (oci-client keeps the first credential it sees for a registry for good: a
+/// client shared between credentials would let a pull without credentials use another
+/// pull's, and a pull with the right password fail after one with a wrong one.)
 pub struct Puller {
     store: Arc<Store>,
-    client: oci_client::Client,
     config: PullConfig,
+    clients: Mutex<HashMap<ClientKey, oci_client::Client>>,
+    /// One lock per reference being pulled: a second pull of the same reference waits for
+    /// the first and then finds its content in the store.
+    in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    plain_http: bool,
+    skip_verify: bool,
+    ca: Vec<PathBuf>,
+    /// sha256 of the credential (not the credential itself).
+    credential: Digest,
+}
+
+/// At most this many clients are kept; beyond, the cache starts over.
+const MAX_CLIENTS: usize = 64;
+
+fn fingerprint(auth: &RegistryAuth) -> Digest {
+    let text = match auth {
+        RegistryAuth::Anonymous => "anonymous".to_string(),
+        RegistryAuth::Basic(u, p) => format!("basic\0{u}\0{p}"),
+        RegistryAuth::Bearer(t) => format!("bearer\0{t}"),
+    };
+    Digest::of(text.as_bytes())
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,28 +134,95 @@ struct Manifest {
 
 impl Puller {
     pub fn new(store: Arc<Store>, config: PullConfig) -> Self {
-        let client = oci_client::Client::new(ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(config.plain_http.clone()),
-            platform_resolver: None,
-            max_concurrent_download: config.max_concurrent_downloads.max(1),
-            ..Default::default()
-        });
         Self {
             store,
-            client,
             config,
+            clients: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn client(&self, e: &Endpoint, auth: &RegistryAuth) -> Result<oci_client::Client> {
+        let key = ClientKey {
+            plain_http: e.plain_http,
+            skip_verify: e.skip_verify,
+            ca: e.ca.clone(),
+            credential: fingerprint(auth),
+        };
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        let mut certs = Vec::new();
+        for path in &key.ca {
+            let data = std::fs::read(path).map_err(Error::io("read CA certificate", path))?;
+            certs.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data,
+            });
+        }
+        let client = oci_client::Client::new(ClientConfig {
+            protocol: if key.plain_http {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            accept_invalid_certificates: key.skip_verify,
+            extra_root_certificates: certs,
+            platform_resolver: None,
+            max_concurrent_download: self.config.max_concurrent_downloads.max(1),
+            connect_timeout: Some(self.config.connect_timeout),
+            ..Default::default()
+        });
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// The credential to use: the caller's, or else the docker config's for the registry,
+    /// or else anonymous.
+    fn credentials(&self, registry: &str, auth: &RegistryAuth) -> Result<RegistryAuth> {
+        if *auth != RegistryAuth::Anonymous {
+            return Ok(auth.clone());
+        }
+        let Some(path) = &self.config.docker_config else {
+            return Ok(RegistryAuth::Anonymous);
+        };
+        Ok(DockerConfig::load(path)?
+            .lookup(registry)?
+            .unwrap_or(RegistryAuth::Anonymous))
     }
 
     /// Pulls `reference` (all of it that the store lacks), unpacks its layers, and stores its
     /// record with the reference's tag and the pulled manifest's digest as names.
+    ///
+    /// The registry's endpoints (see [`hosts`]) are tried in order for the manifest: on any
+    /// failure there (connection refused, 404, 5xx, ...) the next one is tried; the content
+    /// then comes from the endpoint that answered. Concurrent pulls of one reference run one
+    /// after the other, the later ones finding the content already stored.
     pub async fn pull(&self, reference: &Reference, auth: &RegistryAuth) -> Result<ImageRecord> {
         let shown = reference.to_string();
-        let _lease = self.store.lease();
-        let registry_err = |e: oci_client::errors::OciDistributionError| Error::Registry {
-            reference: shown.clone(),
-            reason: e.to_string(),
+        let gate = {
+            let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(shown.clone()).or_default().clone()
         };
+        let result = {
+            let _one_at_a_time = gate.lock().await;
+            self.pull_once(reference, auth).await
+        };
+        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map and this call hold it: nobody else waits, drop the entry.
+        if Arc::strong_count(&gate) == 2 {
+            map.remove(&shown);
+        }
+        result
+    }
+
+    async fn pull_once(&self, reference: &Reference, auth: &RegistryAuth) -> Result<ImageRecord> {
+        let shown = reference.to_string();
+        let _lease = self.store.lease();
         let bad = |reason: String| Error::Registry {
             reference: shown.clone(),
             reason,
@@ -130,12 +240,50 @@ impl Puller {
                 crate::reference::DEFAULT_TAG.into(),
             ),
         };
+        let auth = self.credentials(reference.domain(), auth)?;
+        let endpoints = hosts::endpoints(
+            self.config.hosts_dir.as_deref(),
+            reference.domain(),
+            &self.config.plain_http,
+        )?;
 
-        let (bytes, _) = self
-            .client
-            .pull_manifest_raw(&oci_ref, auth, ACCEPTED)
-            .await
-            .map_err(registry_err)?;
+        // Resolve: the first endpoint that serves the manifest wins.
+        let mut failures = Vec::new();
+        let mut resolved = None;
+        for e in &endpoints {
+            if !e.pull || (!e.resolve && reference.digest().is_none()) {
+                continue;
+            }
+            let client = self.client(e, &auth)?;
+            let mut r = oci_ref.clone();
+            if !(e.upstream && e.host == reference.domain()) {
+                r.set_mirror_registry(e.host.clone());
+            }
+            let scheme = if e.plain_http { "http" } else { "https" };
+            match client.pull_manifest_raw(&r, &auth, ACCEPTED).await {
+                Ok((bytes, _)) => {
+                    debug!(reference = %shown, endpoint = %e.host, "manifest resolved");
+                    resolved = Some((client, r, bytes));
+                    break;
+                }
+                Err(err) => {
+                    warn!(reference = %shown, endpoint = %e.host, error = %err, "endpoint failed, trying the next");
+                    failures.push(format!("{scheme}://{}: {err}", e.host));
+                }
+            }
+        }
+        let Some((client, oci_ref, bytes)) = resolved else {
+            return Err(bad(if failures.is_empty() {
+                "no endpoint may resolve it (hosts.toml capabilities)".into()
+            } else {
+                failures.join("; ")
+            }));
+        };
+        let registry_err = |e: oci_client::errors::OciDistributionError| Error::Registry {
+            reference: shown.clone(),
+            reason: e.to_string(),
+        };
+        let auth = &auth;
         let top_digest = Digest::of(&bytes);
         if let Some(want) = reference.digest() {
             if *want != top_digest {
@@ -161,8 +309,7 @@ impl Puller {
                 })
                 .ok_or_else(|| bad(format!("no manifest for {os}/{arch} in the index")))?;
             let by_digest = oci_ref.clone_with_digest(chosen.digest.to_string());
-            let (bytes, _) = self
-                .client
+            let (bytes, _) = client
                 .pull_manifest_raw(&by_digest, auth, ACCEPTED)
                 .await
                 .map_err(registry_err)?;
@@ -200,8 +347,13 @@ impl Puller {
                 )));
             }
         }
-        self.fetch_blob(&oci_ref, &config, &shown).await?;
-        stream::iter(layers.iter().map(|l| self.fetch_blob(&oci_ref, l, &shown)))
+        self.fetch_blob(&client, &oci_ref, &config, &shown).await?;
+        // Collected first: a lazily mapped iterator makes the future not provably Send.
+        let fetches: Vec<_> = layers
+            .iter()
+            .map(|l| self.fetch_blob(&client, &oci_ref, l, &shown))
+            .collect();
+        stream::iter(fetches)
             .buffer_unordered(self.config.max_concurrent_downloads.max(1))
             .try_collect::<Vec<()>>()
             .await?;
@@ -224,6 +376,7 @@ impl Puller {
     /// the descriptor's digest and size.
     async fn fetch_blob(
         &self,
+        client: &oci_client::Client,
         image: &oci_client::Reference,
         d: &Descriptor,
         shown: &str,
@@ -233,8 +386,7 @@ impl Puller {
             return Ok(());
         }
         let digest = d.digest.to_string();
-        let mut s = self
-            .client
+        let mut s = client
             .pull_blob_stream(image, digest.as_str())
             .await
             .map_err(|e| Error::Registry {
@@ -293,5 +445,12 @@ mod tests {
         );
         assert!(parse_manifest(br#"{"schemaVersion":2,"mediaType":"text/plain"}"#).is_err());
         assert!(parse_manifest(&vec![b' '; MAX_MANIFEST + 1]).is_err());
+    }
+
+    /// berthd runs pulls on a multi-threaded runtime: the future must stay `Send`.
+    #[allow(dead_code)]
+    fn pull_future_is_send(p: &Puller, r: &Reference, a: &RegistryAuth) {
+        fn send<T: Send>(_: T) {}
+        send(p.pull(r, a));
     }
 }

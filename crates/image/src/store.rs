@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use crate::unpack::{TEMP_PREFIX, unpack_layer};
+use crate::unpack::{DEFAULT_MAX_LAYER_BYTES, TEMP_PREFIX, unpack_layer_limited};
 use crate::{Digest, Error, Result, reference};
 
 /// Version of the image record format written by this code.
@@ -174,6 +174,8 @@ pub struct Store {
     meta: Mutex<()>,
     /// Leases held (pulls in progress).
     leases: AtomicUsize,
+    /// What one layer may unpack to at most.
+    max_layer_bytes: u64,
 }
 
 impl Store {
@@ -188,9 +190,17 @@ impl Store {
             root,
             meta: Mutex::new(()),
             leases: AtomicUsize::new(0),
+            max_layer_bytes: DEFAULT_MAX_LAYER_BYTES,
         };
         store.clean_temp()?;
         Ok(store)
+    }
+
+    /// Caps what one layer may unpack to (its tar stream, and the file data it writes);
+    /// a larger layer fails its pull with `LayerTooLarge`. Default 64 GiB.
+    pub fn with_max_layer_bytes(mut self, max: u64) -> Self {
+        self.max_layer_bytes = max;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -314,14 +324,25 @@ impl Store {
             let dir = target.parent().unwrap_or(&self.root);
             fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
             let blob = io::BufReader::new(self.open_blob(&l.blob)?);
-            match unpack_layer(blob, &target, &l.blob, Some(&l.diff_id)) {
+            match unpack_layer_limited(
+                blob,
+                &target,
+                &l.blob,
+                Some(&l.diff_id),
+                self.max_layer_bytes,
+            ) {
                 Ok(_) => debug!(chain_id = %l.chain_id, "layer ready"),
                 // Another unpack of the same layer finished first.
                 Err(Error::Io {
                     op: "rename into place",
                     ..
                 }) if target.is_dir() => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // The layer's directory, if empty (no concurrent unpack in it), goes
+                    // too; Store::open would remove it anyway.
+                    let _ = fs::remove_dir(dir);
+                    return Err(e);
+                }
             }
         }
         Ok(())

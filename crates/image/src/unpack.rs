@@ -24,6 +24,7 @@
 //!   target only once both digests (compressed blob and uncompressed diffID) have been
 //!   checked; on any error the temp directory is removed.
 
+use std::cell::Cell;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
@@ -88,6 +89,22 @@ pub fn unpack_layer(
     digest: &Digest,
     diff_id: Option<&Digest>,
 ) -> Result<Unpacked> {
+    unpack_layer_limited(blob, target, digest, diff_id, DEFAULT_MAX_LAYER_BYTES)
+}
+
+/// The default cap on what one layer may unpack to: 64 GiB.
+pub const DEFAULT_MAX_LAYER_BYTES: u64 = 64 << 30;
+
+/// [`unpack_layer`], refusing the layer (`LayerTooLarge`, nothing left behind) once its
+/// uncompressed tar stream, or the file data it writes (sparse entries expand), passes
+/// `max_bytes`: a decompression bomb stops at the cap instead of filling the disk.
+pub fn unpack_layer_limited(
+    blob: impl Read,
+    target: &Path,
+    digest: &Digest,
+    diff_id: Option<&Digest>,
+    max_bytes: u64,
+) -> Result<Unpacked> {
     let (parent, name) = match (target.parent(), target.file_name()) {
         (Some(p), Some(n)) => (p, n),
         _ => {
@@ -123,19 +140,35 @@ pub fn unpack_layer(
         ),
         Compression::None => Box::new(stream),
     };
-    let mut plain = HashingReader::new(decoder);
+    let exceeded = Cell::new(false);
+    let mut plain = HashingReader::new(Capped {
+        inner: decoder,
+        left: max_bytes,
+        exceeded: &exceeded,
+    });
+    let too_large = || Error::LayerTooLarge {
+        digest: digest.clone(),
+        limit: max_bytes,
+    };
     let mut writer = Writer {
         root: root.as_fd(),
         target,
         privileged: rustix::process::geteuid().is_root(),
         dirs: Vec::new(),
+        data_left: max_bytes,
+        too_large: &too_large,
     };
-    {
+    let entries = (|| {
         let mut archive = tar::Archive::new(&mut plain);
         for entry in archive.entries().map_err(Error::Layer)? {
             let mut entry = entry.map_err(Error::Layer)?;
             writer.entry(&mut entry)?;
         }
+        Ok(())
+    })();
+    match entries {
+        Err(_) if exceeded.get() => return Err(too_large()),
+        other => other?,
     }
     writer.finish_dirs()?;
     let (got_diff_id, uncompressed_size) = plain.finish().map_err(Error::Layer)?;
@@ -165,6 +198,29 @@ pub fn unpack_layer(
         size,
         uncompressed_size,
     })
+}
+
+/// A reader that fails once more than `left` bytes have come through, and says so in
+/// `exceeded` (the error itself reaches the caller wrapped by the tar reader).
+struct Capped<'a, R> {
+    inner: R,
+    left: u64,
+    exceeded: &'a Cell<bool>,
+}
+
+impl<R: Read> Read for Capped<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n as u64 > self.left {
+            self.exceeded.set(true);
+            return Err(io::Error::other("layer larger than the configured maximum"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// A temp directory that is removed unless committed.
@@ -223,6 +279,9 @@ struct Writer<'a> {
     root: BorrowedFd<'a>,
     target: &'a Path,
     privileged: bool,
+    /// File data that may still be written before the layer is too large.
+    data_left: u64,
+    too_large: &'a dyn Fn() -> Error,
     /// Directories whose mode and mtime are set last (children change a directory's mtime,
     /// and a read-only mode would stop an unprivileged unpack from filling it).
     dirs: Vec<(Vec<OsString>, Meta)>,
@@ -330,7 +389,12 @@ impl Writer<'_> {
                 )
                 .map_err(io_err("create"))?;
                 let mut file = File::from(fd);
-                io::copy(entry, &mut file).map_err(Error::Layer)?;
+                let n = io::copy(&mut (&mut *entry).take(self.data_left + 1), &mut file)
+                    .map_err(Error::Layer)?;
+                if n > self.data_left {
+                    return Err((self.too_large)());
+                }
+                self.data_left -= n;
                 self.apply_fd(&file, &meta, &shown)?;
                 rfs::futimens(&file, &times(meta.mtime)).map_err(io_err("set times of"))?;
             }
@@ -725,5 +789,45 @@ mod tests {
         );
         assert_eq!(Compression::detect(b"etc/"), Compression::None);
         assert_eq!(Compression::detect(b""), Compression::None);
+    }
+
+    /// A layer of highly compressible data is refused once it passes the cap, and leaves
+    /// nothing behind (no temp directory, no target).
+    #[test]
+    fn decompression_bomb_stops_at_the_cap() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4 << 20);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        tar.append_data(&mut h, "zeros", io::repeat(0).take(4 << 20))
+            .unwrap();
+        let tar = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        io::Write::write_all(&mut gz, &tar).unwrap();
+        let blob = gz.finish().unwrap();
+        assert!(blob.len() < 64 << 10, "{}", blob.len());
+
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("layer");
+        let digest = Digest::of(&blob);
+        let err =
+            unpack_layer_limited(blob.as_slice(), &target, &digest, None, 1 << 20).unwrap_err();
+        assert!(
+            matches!(&err, Error::LayerTooLarge { limit, .. } if *limit == 1 << 20),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&digest.to_string()), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // Under the cap it unpacks.
+        unpack_layer_limited(blob.as_slice(), &target, &digest, None, 8 << 20).unwrap();
+        assert_eq!(
+            std::fs::metadata(target.join("zeros")).unwrap().len(),
+            4 << 20
+        );
     }
 }

@@ -1,16 +1,22 @@
-//! ListImages: lists the images in the store.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! ListImages: the images in the store, or the one a filter's image spec names.
 
 use berth_api::runtime::v1::{ListImagesRequest, ListImagesResponse};
 
-use super::ImageService;
-use crate::error::{Error, Result};
+use super::{ImageService, to_cri};
+use crate::error::Result;
 
 impl ImageService {
-    pub async fn list_images(&self, _request: ListImagesRequest) -> Result<ListImagesResponse> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.ImageService/ListImages",
+    pub async fn list_images(&self, request: ListImagesRequest) -> Result<ListImagesResponse> {
+        let wanted = request
+            .filter
+            .and_then(|f| f.image)
+            .filter(|spec| !spec.image.is_empty());
+        let records = match wanted {
+            Some(spec) => self.find(Some(&spec))?.into_iter().collect(),
+            None => self.store.list()?,
+        };
+        Ok(ListImagesResponse {
+            images: records.iter().map(to_cri).collect(),
         })
     }
 }
