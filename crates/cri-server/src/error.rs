@@ -17,6 +17,9 @@ pub enum Error {
     #[error("failed precondition: {0}")]
     FailedPrecondition(String),
 
+    #[error("deadline exceeded: {0}")]
+    DeadlineExceeded(String),
+
     #[error("{method} is not implemented yet")]
     Unimplemented { method: &'static str },
 
@@ -60,6 +63,7 @@ impl Error {
             Error::AlreadyExists { .. } => tonic::Code::AlreadyExists,
             Error::FailedPrecondition(_) => tonic::Code::FailedPrecondition,
             Error::Unimplemented { .. } => tonic::Code::Unimplemented,
+            Error::DeadlineExceeded(_) => tonic::Code::DeadlineExceeded,
             Error::Io { err, .. } if err.kind() == std::io::ErrorKind::NotFound => {
                 tonic::Code::NotFound
             }
@@ -100,6 +104,7 @@ impl From<berth_sandbox::Error> for Error {
             E::FailedPrecondition(m) => Error::FailedPrecondition(m),
             E::Spec(berth_sandbox::spec::Error::InvalidArgument(m)) => Error::InvalidArgument(m),
             E::Image(e) => e.into(),
+            E::DeadlineExceeded(m) => Error::DeadlineExceeded(m),
             other => Error::Internal(other.to_string()),
         }
     }

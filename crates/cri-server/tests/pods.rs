@@ -59,7 +59,10 @@ fn pod_config(name: &str, logs: &Path) -> PodSandboxConfig {
         labels: HashMap::from([("app".to_string(), name.to_string())]),
         linux: Some(LinuxPodSandboxConfig {
             security_context: Some(LinuxSandboxSecurityContext {
-                namespace_options: Some(NamespaceOption::default()),
+                namespace_options: Some(NamespaceOption {
+                    pid: NamespaceMode::Container as i32,
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -83,7 +86,11 @@ fn container_config(name: &str, image: &str, script: &str) -> ContainerConfig {
         linux: Some(LinuxContainerConfig {
             resources: Some(LinuxContainerResources::default()),
             security_context: Some(LinuxContainerSecurityContext {
-                namespace_options: Some(NamespaceOption::default()),
+                // What the kubelet sends for a pod that does not share its PID namespace.
+                namespace_options: Some(NamespaceOption {
+                    pid: NamespaceMode::Container as i32,
+                    ..Default::default()
+                }),
                 seccomp: Some(SecurityProfile {
                     profile_type: security_profile::ProfileType::RuntimeDefault as i32,
                     localhost_ref: String::new(),
@@ -213,7 +220,11 @@ fn leftovers(b: &Berthd, cgroup_parent: &str) -> Vec<String> {
             );
         }
     }
-    out.extend(processes_mentioning(&b.state().to_string_lossy()));
+    out.extend(
+        processes_mentioning(&b.state().to_string_lossy())
+            .into_iter()
+            .filter(|p| !p.contains("berthd")),
+    );
     out.extend(
         shared()
             .network
@@ -244,12 +255,33 @@ fn with_berthd(
     let mut b = Berthd::start(&s.network, &s.registry, cgroup_parent);
     let result = tokio().block_on(async {
         let mut rt = b.runtime().await;
-        f(&mut b, &mut rt).await
+        let result = f(&mut b, &mut rt).await;
+        // A failed test leaves its pods: remove them so the next test starts clean.
+        if result.is_err() {
+            let mut rt = b.runtime().await;
+            if let Ok(pods) = rt.list_pod_sandbox(ListPodSandboxRequest::default()).await {
+                for p in pods.into_inner().items {
+                    let _ = stop_and_remove_pod(&mut rt, &p.id).await;
+                }
+            }
+        }
+        result
     });
     if result.is_err() {
         eprintln!("--- berthd log ---\n{}", b.log());
     }
+    remove_cgroup_parent(cgroup_parent);
     result
+}
+
+/// Removes the test's (by then empty) cgroup parent from every hierarchy.
+fn remove_cgroup_parent(parent: &str) {
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        for h in rd.flatten() {
+            let _ = std::fs::remove_dir(h.path().join(parent.trim_start_matches('/')));
+        }
+    }
+    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(parent.trim_start_matches('/')));
 }
 
 fn pod_with_two_containers_shares_network_ipc_and_logs() -> TestResult {
@@ -414,7 +446,7 @@ fn exec_sync_exit_code_output_and_timeout() -> TestResult {
         let err = rt
             .exec_sync(ExecSyncRequest {
                 container_id: c.clone(),
-                cmd: vec!["sleep".into(), "30".into()],
+                cmd: vec!["/bin/busybox".into(), "sleep".into(), "30".into()],
                 timeout: 1,
             })
             .await
@@ -864,5 +896,12 @@ fn main() {
             })
         })
         .collect();
-    libtest_mimic::run(&args, trials).exit();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if missing.is_none() {
+        // The shared bridge outlives every test; statics are never dropped.
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &shared().network.bridge])
+            .status();
+    }
+    conclusion.exit();
 }

@@ -203,6 +203,12 @@ impl Sandboxes {
         if let Some(dir) = log_path.as_ref().and_then(|p| p.parent()) {
             std::fs::create_dir_all(dir).map_err(Error::io("create log dir", dir))?;
         }
+        {
+            // Pushed first: a shim that fails to start leaves its state dir.
+            let this = self.clone();
+            let id = id.clone();
+            cleanup.push("shim", async move { this.delete_shim(&id).await });
+        }
         let started = self
             .start_shim(Launch {
                 id: &id,
@@ -211,11 +217,6 @@ impl Sandboxes {
                 stdin: record.config.stdin,
             })
             .await?;
-        {
-            let this = self.clone();
-            let id = id.clone();
-            cleanup.push("shim", async move { this.delete_shim(&id).await });
-        }
         record.pid = started.pid;
         record.state = ContainerState::Created;
         self.records.put_container(record)
@@ -298,10 +299,14 @@ impl Sandboxes {
                 c.id, c.state
             )));
         }
+        // Taken before the start: a short-lived container may exit before the shim answers.
+        let started_at = now_ns();
         self.shim(&c.id).await?.start().await?;
         self.records.update_container(&c.id, |r| {
-            r.state = ContainerState::Running;
-            r.started_at = now_ns();
+            if r.state == ContainerState::Created {
+                r.state = ContainerState::Running;
+            }
+            r.started_at = started_at;
         })?;
         self.emit(&c.id, &c.pod_id, EventKind::Started);
         self.watch_container(&c.id);

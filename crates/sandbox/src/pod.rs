@@ -197,6 +197,11 @@ impl Sandboxes {
         let spec = spec::pod_spec(&input)?;
         let bundle = dir.join("bundle");
         write_bundle(&bundle, &spec)?;
+        {
+            let this = self.clone();
+            let id = id.clone();
+            cleanup.push("infra process", async move { this.delete_shim(&id).await });
+        }
         let started = self
             .start_shim(Launch {
                 id: &id,
@@ -205,11 +210,6 @@ impl Sandboxes {
                 stdin: false,
             })
             .await?;
-        {
-            let this = self.clone();
-            let id = id.clone();
-            cleanup.push("infra process", async move { this.delete_shim(&id).await });
-        }
         self.shim(&id).await?.start().await?;
         record.infra_pid = started.pid;
         record.state = PodState::Ready;

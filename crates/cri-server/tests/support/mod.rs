@@ -281,7 +281,10 @@ impl Berthd {
             .arg(self.root())
             .arg("--state")
             .arg(self.state())
-            .args(["--log-level", "debug"])
+            .args([
+                "--log-level",
+                "berth_cri_server=debug,berth_sandbox=debug,info",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
