@@ -55,6 +55,11 @@ fn pod_config(name: &str, logs: &Path) -> PodSandboxConfig {
             attempt: 0,
         }),
         hostname: name.into(),
+        dns_config: Some(DnsConfig {
+            servers: vec!["10.96.0.10".into()],
+            searches: vec!["berth-e2e.svc.cluster.local".into()],
+            options: vec!["ndots:5".into()],
+        }),
         log_directory: logs.join(name).to_string_lossy().into_owned(),
         labels: HashMap::from([("app".to_string(), name.to_string())]),
         linux: Some(LinuxPodSandboxConfig {
@@ -352,6 +357,13 @@ fn pod_with_two_containers_shares_network_ipc_and_logs() -> TestResult {
         ensure(shm == "shm-data", || format!("shm {shm:?}"))?;
         let host = exec_out(rt, &client, "busybox hostname").await?;
         ensure(host == "web", || format!("hostname {host:?}"))?;
+        let resolv = exec_out(rt, &client, "cat /etc/resolv.conf").await?;
+        ensure(
+            resolv.contains("nameserver 10.96.0.10")
+                && resolv.contains("search berth-e2e.svc.cluster.local")
+                && resolv.contains("options ndots:5"),
+            || format!("resolv.conf {resolv:?}"),
+        )?;
         // Each container has its own PID namespace by default.
         let pid1 = exec_out(rt, &client, "cat /proc/1/cmdline | tr '\\0' ' '").await?;
         ensure(pid1.contains("sleep 1000"), || format!("pid 1 is {pid1:?}"))?;
@@ -362,6 +374,12 @@ fn pod_with_two_containers_shares_network_ipc_and_logs() -> TestResult {
             format!("{cs:?}")
         })?;
         ensure(cs.started_at > 0 && cs.created_at > 0, || format!("{cs:?}"))?;
+        let user = cs
+            .user
+            .clone()
+            .and_then(|u| u.linux)
+            .ok_or("no user in status")?;
+        ensure(user.uid == 0 && user.gid == 0, || format!("{user:?}"))?;
         let log_path = logs.join("web/client/0.log");
         ensure(cs.log_path == log_path.to_string_lossy(), || {
             cs.log_path.clone()

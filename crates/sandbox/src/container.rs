@@ -118,6 +118,7 @@ impl Sandboxes {
             exit: None,
             log_path: log_path(&pod, &config),
             stop_signal: stop_signal(&config, image.config.stop_signal.as_deref())?,
+            user: None,
             config,
         };
         let key = record.name_key();
@@ -191,6 +192,14 @@ impl Sandboxes {
             pod_files: &pod_files,
         };
         let spec = spec::container_spec(&input)?;
+        record.user = spec.process().as_ref().map(|p| {
+            let u = p.user();
+            crate::records::ProcessUser {
+                uid: u.uid(),
+                gid: u.gid(),
+                groups: u.additional_gids().clone().unwrap_or_default(),
+            }
+        });
         let bundle = self.bundle_dir(&id);
         {
             let bundle = bundle.clone();

@@ -75,6 +75,8 @@ pub struct Sandboxes {
     locks: Locks,
     events: broadcast::Sender<Event>,
     pause_rootfs: PathBuf,
+    /// The node's pod CIDR, as the kubelet last sent it (UpdateRuntimeConfig).
+    pod_cidr: std::sync::RwLock<String>,
 }
 
 impl Sandboxes {
@@ -107,6 +109,7 @@ impl Sandboxes {
             locks: Locks::default(),
             events,
             pause_rootfs,
+            pod_cidr: Default::default(),
         })
     }
 
@@ -116,6 +119,18 @@ impl Sandboxes {
 
     pub fn images(&self) -> &Arc<Store> {
         &self.images
+    }
+
+    /// The pod CIDR CNI plugins get (`ipRanges`); empty until the kubelet sends one.
+    pub fn pod_cidr(&self) -> String {
+        self.pod_cidr
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_pod_cidr(&self, cidr: &str) {
+        *self.pod_cidr.write().unwrap_or_else(|p| p.into_inner()) = cidr.to_string();
     }
 
     /// Container lifecycle events from now on.

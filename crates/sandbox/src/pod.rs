@@ -15,7 +15,7 @@ use berth_api::runtime::v1::{NamespaceMode, PodSandboxConfig};
 use tracing::{info, warn};
 
 use crate::cleanup::Cleanup;
-use crate::cni::{Attachment, PortMapping, RuntimeConfig};
+use crate::cni::{Attachment, Bandwidth, DnsConfig, IpRange, PortMapping, RuntimeConfig};
 use crate::records::{PodRecord, PodState, RECORD_VERSION};
 use crate::shims::Launch;
 use crate::spec::{self, Namespace, Namespaces, PodSpecInput};
@@ -161,7 +161,7 @@ impl Sandboxes {
             }
             record.netns = Some(path.clone());
             self.records.put_pod(record)?;
-            let att = attachment(record, &path);
+            let att = attachment(record, &path, &self.pod_cidr());
             let result = self.cni.add(&att).await?;
             {
                 let this = self.clone();
@@ -261,7 +261,9 @@ impl Sandboxes {
         let ns = pod.netns.clone().or_else(|| pin.exists().then_some(pin));
         if let Some(ns) = &ns {
             if ns.exists() {
-                self.cni.del(&attachment(&pod, ns)).await?;
+                self.cni
+                    .del(&attachment(&pod, ns, &self.pod_cidr()))
+                    .await?;
             }
             netns::remove(ns)?;
         }
@@ -321,8 +323,10 @@ fn new_unless_node(mode: NamespaceMode) -> Namespace {
     }
 }
 
-/// The CNI attachment of a pod: the same for ADD and DEL.
-fn attachment(pod: &PodRecord, netns: &std::path::Path) -> Attachment {
+/// The CNI attachment of a pod: the same for ADD and DEL. Port mappings, bandwidth (the
+/// `kubernetes.io/{ingress,egress}-bandwidth` annotations), DNS and the node's pod CIDR
+/// go to the plugins that declare those capabilities.
+fn attachment(pod: &PodRecord, netns: &std::path::Path, pod_cidr: &str) -> Attachment {
     let meta = pod.config.metadata.clone().unwrap_or_default();
     let mut att =
         Attachment::new(pod.id.clone(), netns).with_pod(&meta.namespace, &meta.name, &meta.uid);
@@ -340,10 +344,65 @@ fn attachment(pod: &PodRecord, netns: &std::path::Path) -> Attachment {
                 host_ip: p.host_ip.clone(),
             })
             .collect(),
-        bandwidth: None,
-        dns: None,
+        bandwidth: bandwidth(&pod.config.annotations),
+        dns: pod.config.dns_config.as_ref().map(|d| DnsConfig {
+            servers: d.servers.clone(),
+            searches: d.searches.clone(),
+            options: d.options.clone(),
+        }),
+        ip_ranges: if pod_cidr.is_empty() {
+            Vec::new()
+        } else {
+            vec![vec![IpRange {
+                subnet: pod_cidr.to_string(),
+            }]]
+        },
     };
     att
+}
+
+/// Traffic shaping from the pod's bandwidth annotations (Kubernetes quantities in
+/// bits per second); bursts unlimited, as containerd sets them.
+fn bandwidth(annotations: &std::collections::HashMap<String, String>) -> Option<Bandwidth> {
+    let rate = |key: &str| annotations.get(key).and_then(|q| parse_quantity(q));
+    let (ingress, egress) = (
+        rate("kubernetes.io/ingress-bandwidth"),
+        rate("kubernetes.io/egress-bandwidth"),
+    );
+    if ingress.is_none() && egress.is_none() {
+        return None;
+    }
+    let burst = |r: Option<u64>| if r.is_some() { u64::from(u32::MAX) } else { 0 };
+    Some(Bandwidth {
+        ingress_rate: ingress.unwrap_or(0),
+        ingress_burst: burst(ingress),
+        egress_rate: egress.unwrap_or(0),
+        egress_burst: burst(egress),
+    })
+}
+
+/// A Kubernetes quantity ("10M", "1Gi", "500k", "100") as an integer.
+fn parse_quantity(q: &str) -> Option<u64> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (num, suffix) = q.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match suffix {
+        "" => 1.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024f64.powi(4),
+        _ => return None,
+    };
+    Some((n * mult) as u64)
 }
 
 /// The pod's cgroup parent in cgroupfs form: the kubelet's (a path, or a systemd slice
@@ -407,6 +466,26 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn bandwidth_annotations_become_bits_per_second() {
+        let a = std::collections::HashMap::from([
+            (
+                "kubernetes.io/ingress-bandwidth".to_string(),
+                "10M".to_string(),
+            ),
+            (
+                "kubernetes.io/egress-bandwidth".to_string(),
+                "1Gi".to_string(),
+            ),
+        ]);
+        let b = bandwidth(&a).unwrap();
+        assert_eq!(b.ingress_rate, 10_000_000);
+        assert_eq!(b.egress_rate, 1 << 30);
+        assert!(bandwidth(&Default::default()).is_none());
+        assert_eq!(parse_quantity("500k"), Some(500_000));
+        assert_eq!(parse_quantity("12x"), None);
     }
 
     #[test]

@@ -142,6 +142,16 @@ pub struct ContainerRecord {
     pub log_path: String,
     /// The signal StopContainer sends first (from the image's StopSignal).
     pub stop_signal: i32,
+    /// The identity the container's process runs as (uid, gid, supplementary gids).
+    #[serde(default)]
+    pub user: Option<ProcessUser>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
 }
 
 impl ContainerRecord {

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use berth_api::runtime::v1::{
-    Container, ContainerFilter, ContainerResources, ContainerState, ContainerStatus, ImageSpec,
-    LinuxPodSandboxStatus, Namespace, PodIp, PodSandbox, PodSandboxFilter, PodSandboxNetworkStatus,
-    PodSandboxState, PodSandboxStatus,
+    Container, ContainerFilter, ContainerResources, ContainerState, ContainerStatus, ContainerUser,
+    ImageSpec, LinuxContainerUser, LinuxPodSandboxStatus, Namespace, PodIp, PodSandbox,
+    PodSandboxFilter, PodSandboxNetworkStatus, PodSandboxState, PodSandboxStatus,
 };
 use berth_sandbox::records::{self, ContainerRecord, PodRecord};
 
@@ -122,7 +122,13 @@ pub fn container_status(c: &ContainerRecord) -> ContainerStatus {
                 windows: None,
             }),
         image_id: c.image_id.clone(),
-        user: None,
+        user: c.user.as_ref().map(|u| ContainerUser {
+            linux: Some(LinuxContainerUser {
+                uid: i64::from(u.uid),
+                gid: i64::from(u.gid),
+                supplemental_groups: u.groups.iter().map(|&g| i64::from(g)).collect(),
+            }),
+        }),
         stop_signal: c.config.stop_signal,
     }
 }

@@ -1,6 +1,6 @@
 //! `runtime.v1.RuntimeService`: one file per RPC, named after it.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use berth_api::runtime::v1::*;
 
@@ -52,25 +52,16 @@ pub use berth_api::runtime::v1::runtime_service_server::RuntimeServiceServer;
 pub struct RuntimeService {
     config: Arc<Config>,
     sandboxes: Arc<Sandboxes>,
-    /// The pod CIDR the kubelet sent with UpdateRuntimeConfig; empty until it does.
-    pod_cidr: RwLock<String>,
 }
 
 impl RuntimeService {
     pub fn new(config: Arc<Config>, sandboxes: Arc<Sandboxes>) -> Self {
-        RuntimeService {
-            config,
-            sandboxes,
-            pod_cidr: RwLock::new(String::new()),
-        }
+        RuntimeService { config, sandboxes }
     }
 
     /// The pod CIDR last sent by the kubelet, if any.
     pub fn pod_cidr(&self) -> String {
-        self.pod_cidr
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.sandboxes.pod_cidr()
     }
 }
 

@@ -96,6 +96,15 @@ pub struct RuntimeConfig {
     pub bandwidth: Option<Bandwidth>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsConfig>,
+    /// The node's pod CIDR (from the kubelet's UpdateRuntimeConfig), for IPAM plugins
+    /// that take it at runtime (host-local's `ipRanges` capability).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_ranges: Vec<Vec<IpRange>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpRange {
+    pub subnet: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +180,7 @@ mod tests {
                 ..Bandwidth::default()
             }),
             dns: None,
+            ip_ranges: Vec::new(),
         };
         a
     }

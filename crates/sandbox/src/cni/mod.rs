@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tracing::{debug, info, warn};
 
-pub use attachment::{Attachment, Bandwidth, DnsConfig, PortMapping, RuntimeConfig};
+pub use attachment::{Attachment, Bandwidth, DnsConfig, IpRange, PortMapping, RuntimeConfig};
 pub use config::{Network, Readiness, check, discover};
 pub use exec::Command;
 pub use result::AddResult;
