@@ -26,6 +26,9 @@ pub struct Config {
     pub cgroup_driver: CgroupDriver,
     /// cgroup parent of pods the kubelet gives none (cgroupfs path).
     pub cgroup_parent: String,
+    /// The infra (pause) image of every pod; empty: berth's built-in pause, which needs
+    /// no pull. A configured image is pulled (through the registry settings) when absent.
+    pub pause_image: String,
     /// The berth-shim binary; empty: the one beside berthd, else `berth-shim` on PATH.
     pub shim_binary: PathBuf,
     /// The runc-compatible runtime the shims run; empty: `berth-oci` beside berthd, else
@@ -99,6 +102,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             cgroup_driver: CgroupDriver::Cgroupfs,
             cgroup_parent: "/berth".into(),
+            pause_image: String::new(),
             shim_binary: PathBuf::new(),
             runtime_binary: PathBuf::new(),
             cni: CniConfig::default(),

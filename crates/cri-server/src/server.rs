@@ -48,16 +48,21 @@ pub async fn serve(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> R
     let listener = bind(&config.socket)?;
     info!(socket = %config.socket.display(), "serving CRI v1");
 
-    let runtime = RuntimeServiceServer::new(RuntimeService::new(config.clone(), sandboxes))
-        .max_decoding_message_size(MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    let image = ImageServiceServer::new(ImageService::new(
+    let image_service = Arc::new(ImageService::new(
         config.clone(),
         images.clone(),
         snapshots.clone(),
+    ));
+    let runtime = RuntimeServiceServer::new(RuntimeService::new(
+        config.clone(),
+        sandboxes,
+        image_service.clone(),
     ))
     .max_decoding_message_size(MAX_MESSAGE_SIZE)
     .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let image = ImageServiceServer::from_arc(image_service)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
 
     // The signal is forwarded so that the grace period starts when it arrives.
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -103,6 +108,7 @@ fn sandbox_options(config: &Config) -> Options {
         cni_conf_dir: config.cni.conf_dir.clone(),
         cni_bin_dirs: config.cni.bin_dirs.clone(),
         default_cgroup_parent: config.cgroup_parent.clone(),
+        pause_image: (!config.pause_image.is_empty()).then(|| config.pause_image.clone()),
     }
 }
 

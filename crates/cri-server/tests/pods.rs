@@ -256,8 +256,16 @@ fn with_berthd(
     cgroup_parent: &str,
     f: impl AsyncFnOnce(&mut Berthd, &mut Rt) -> TestResult,
 ) -> TestResult {
+    with_berthd_config(cgroup_parent, "", f)
+}
+
+fn with_berthd_config(
+    cgroup_parent: &str,
+    extra_config: &str,
+    f: impl AsyncFnOnce(&mut Berthd, &mut Rt) -> TestResult,
+) -> TestResult {
     let s = shared();
-    let mut b = Berthd::start(&s.network, &s.registry, cgroup_parent);
+    let mut b = Berthd::start_with(&s.network, &s.registry, cgroup_parent, extra_config);
     let result = tokio().block_on(async {
         let mut rt = b.runtime().await;
         let result = f(&mut b, &mut rt).await;
@@ -805,6 +813,57 @@ fn restart_recovers_pods_containers_and_exits() -> TestResult {
     })
 }
 
+fn configured_pause_image_is_pulled_and_runs_the_pod() -> TestResult {
+    let pause = shared().registry.pause();
+    let config = format!("pause_image = \"{pause}\"");
+    with_berthd_config("/berth-e2e-i", &config, async |b, rt| {
+        let image = pull(b).await?;
+        let pod = pod_config("paused", &b.dir.join("logs"));
+        let pod_id = run_pod(rt, pod.clone()).await?;
+        let present = b
+            .images()
+            .await
+            .image_status(ImageStatusRequest {
+                image: Some(ImageSpec {
+                    image: pause.clone(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            })
+            .await?
+            .into_inner()
+            .image;
+        ensure(present.is_some(), || format!("{pause} was not pulled"))?;
+        let info = rt
+            .pod_sandbox_status(PodSandboxStatusRequest {
+                pod_sandbox_id: pod_id.clone(),
+                verbose: true,
+            })
+            .await?
+            .into_inner()
+            .info;
+        let verbose: serde_json::Value = serde_json::from_str(&info["info"])?;
+        let pid = verbose["pid"].as_i64().ok_or("no pid")?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))?;
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        ensure(cmdline.contains("sleep 2147483647"), || {
+            format!("infra runs {cmdline:?}")
+        })?;
+        let c = start_container(
+            rt,
+            &pod_id,
+            &pod,
+            container_config("c", &image, "exec sleep 1000"),
+        )
+        .await?;
+        let host = exec_out(rt, &c, "busybox hostname").await?;
+        ensure(host == "paused", || host.clone())?;
+        stop_and_remove_pod(rt, &pod_id).await?;
+        let left = leftovers(b, "/berth-e2e-i");
+        ensure(left.is_empty(), || format!("left behind: {left:#?}"))
+    })
+}
+
 fn twenty_pods_in_parallel_all_come_up() -> TestResult {
     with_berthd("/berth-e2e-h", async |b, _rt| {
         let logs = b.dir.join("logs");
@@ -899,6 +958,10 @@ fn main() {
         (
             "twenty_pods_in_parallel_all_come_up",
             twenty_pods_in_parallel_all_come_up,
+        ),
+        (
+            "configured_pause_image_is_pulled_and_runs_the_pod",
+            configured_pause_image_is_pulled_and_runs_the_pod,
         ),
     ];
     let trials = tests

@@ -170,13 +170,8 @@ impl Sandboxes {
                 .map_err(|e| Error::Internal(format!("snapshot task: {e}")))??
         };
         {
-            let (snaps, id) = (self.snapshots.clone(), id.clone());
-            cleanup.push("snapshot", async move {
-                tokio::task::spawn_blocking(move || snaps.remove(&id))
-                    .await
-                    .map_err(|e| Error::Internal(format!("snapshot task: {e}")))?
-                    .map_err(Error::from)
-            });
+            let (this, id) = (self.clone(), id.clone());
+            cleanup.push("snapshot", async move { this.remove_snapshot(&id).await });
         }
 
         // The spec and bundle.
@@ -407,12 +402,7 @@ impl Sandboxes {
             return Ok(());
         };
         self.delete_shim(id).await?;
-        {
-            let (snaps, id) = (self.snapshots.clone(), id.to_string());
-            tokio::task::spawn_blocking(move || snaps.remove(&id))
-                .await
-                .map_err(|e| Error::Internal(format!("snapshot task: {e}")))??;
-        }
+        self.remove_snapshot(id).await?;
         crate::remove_dir(&self.bundle_dir(id))?;
         self.records.remove_container(id)?;
         self.locks.forget(id);

@@ -45,6 +45,9 @@ pub struct Options {
     pub cni_bin_dirs: Vec<PathBuf>,
     /// The cgroup parent of pods the kubelet gave none (absolute, cgroupfs form).
     pub default_cgroup_parent: String,
+    /// An image to run pods' infra process from, instead of the built-in pause; it must
+    /// be in the image store when a pod is run.
+    pub pause_image: Option<String>,
 }
 
 /// A container lifecycle event, for GetContainerEvents.

@@ -174,11 +174,12 @@ impl Sandboxes {
 
         // The infra process.
         record.cgroup_parent = cgroup_parent(&record.config, &self.opts.default_cgroup_parent);
+        let (rootfs, args) = self.infra_rootfs(&id, cleanup).await?;
         let input = PodSpecInput {
             sandbox_id: &id,
             config: &record.config,
-            rootfs: &self.pause_rootfs,
-            args: vec![pause::PATH_IN_ROOTFS.to_string()],
+            rootfs: &rootfs,
+            args,
             namespaces: Namespaces {
                 network: match &record.netns {
                     Some(p) => Namespace::Join(p.clone()),
@@ -214,6 +215,61 @@ impl Sandboxes {
         record.infra_pid = started.pid;
         record.state = PodState::Ready;
         self.records.put_pod(record)
+    }
+
+    /// The infra process's rootfs and argv: the built-in pause, shared read-only by every
+    /// pod, or a snapshot of the configured pause image (snapshot id = pod id). The
+    /// snapshot is writable so that the runtime can make mount points in it; the spec
+    /// makes the root read-only once they are mounted.
+    async fn infra_rootfs(
+        self: &Arc<Self>,
+        id: &str,
+        cleanup: &mut Cleanup,
+    ) -> Result<(PathBuf, Vec<String>)> {
+        let Some(name) = &self.opts.pause_image else {
+            return Ok((
+                self.pause_rootfs.clone(),
+                vec![pause::PATH_IN_ROOTFS.to_string()],
+            ));
+        };
+        let image = self.images.status(name)?.ok_or_else(|| {
+            Error::FailedPrecondition(format!("pause image {name} is not in the image store"))
+        })?;
+        let args: Vec<String> = image
+            .config
+            .entrypoint
+            .iter()
+            .chain(&image.config.cmd)
+            .cloned()
+            .collect();
+        if args.is_empty() {
+            return Err(Error::FailedPrecondition(format!(
+                "pause image {name} has no entrypoint or cmd"
+            )));
+        }
+        let chain_ids: Vec<_> = image.layers.iter().map(|l| l.chain_id.clone()).collect();
+        let (store, snaps, sid) = (self.images.clone(), self.snapshots.clone(), id.to_string());
+        let rootfs =
+            tokio::task::spawn_blocking(move || snaps.prepare(&store, &sid, &chain_ids, false))
+                .await
+                .map_err(|e| Error::Internal(format!("snapshot task: {e}")))??;
+        let this = self.clone();
+        let sid = id.to_string();
+        cleanup.push(
+            "pause snapshot",
+            async move { this.remove_snapshot(&sid).await },
+        );
+        Ok((rootfs, args))
+    }
+
+    /// Removes snapshot `id` (a container's rootfs or a pod's pause image view); a
+    /// missing one is fine.
+    pub(crate) async fn remove_snapshot(&self, id: &str) -> Result<()> {
+        let (snaps, id) = (self.snapshots.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || snaps.remove(&id))
+            .await
+            .map_err(|e| Error::Internal(format!("snapshot task: {e}")))?
+            .map_err(Error::from)
     }
 
     /// Watches the infra process: when it dies the pod is no longer ready.
@@ -299,6 +355,7 @@ impl Sandboxes {
             self.remove_container_by_id(&c.id).await?;
         }
         self.delete_shim(id).await?;
+        self.remove_snapshot(id).await?;
         files::remove(&self.pod_dir(id))?;
         self.records.remove_pod(id)?;
         info!(pod_id = %id, "pod removed");

@@ -132,7 +132,7 @@ async fn sweep(sb: &Arc<Sandboxes>) -> usize {
     }
     if let Ok(snaps) = sb.snapshots.list() {
         for s in snaps {
-            if !containers.contains(&s.id) {
+            if !known(&s.id) {
                 warn!(snapshot = %s.id, "removing an orphaned snapshot");
                 if sb.snapshots.remove(&s.id).is_ok() {
                     removed += 1;

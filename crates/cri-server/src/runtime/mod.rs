@@ -7,6 +7,7 @@ use berth_api::runtime::v1::*;
 use berth_sandbox::Sandboxes;
 
 use crate::config::Config;
+use crate::image::ImageService;
 
 mod attach;
 mod checkpoint_container;
@@ -52,11 +53,17 @@ pub use berth_api::runtime::v1::runtime_service_server::RuntimeServiceServer;
 pub struct RuntimeService {
     config: Arc<Config>,
     sandboxes: Arc<Sandboxes>,
+    /// For pulling a configured pause image on first use.
+    images: Arc<ImageService>,
 }
 
 impl RuntimeService {
-    pub fn new(config: Arc<Config>, sandboxes: Arc<Sandboxes>) -> Self {
-        RuntimeService { config, sandboxes }
+    pub fn new(config: Arc<Config>, sandboxes: Arc<Sandboxes>, images: Arc<ImageService>) -> Self {
+        RuntimeService {
+            config,
+            sandboxes,
+            images,
+        }
     }
 
     /// The pod CIDR last sent by the kubelet, if any.

@@ -1,6 +1,8 @@
 //! RunPodSandbox: creates the pod: infra process, namespaces, CNI network. Ready on success.
 
-use berth_api::runtime::v1::{RunPodSandboxRequest, RunPodSandboxResponse};
+use berth_api::runtime::v1::{
+    ImageSpec, PullImageRequest, RunPodSandboxRequest, RunPodSandboxResponse,
+};
 
 use super::RuntimeService;
 use crate::error::{Error, Result};
@@ -13,10 +15,30 @@ impl RuntimeService {
         let config = request
             .config
             .ok_or_else(|| Error::InvalidArgument("RunPodSandbox without a config".into()))?;
+        self.ensure_pause_image().await?;
         let pod_sandbox_id = self
             .sandboxes
             .run_pod(config, request.runtime_handler)
             .await?;
         Ok(RunPodSandboxResponse { pod_sandbox_id })
+    }
+
+    /// Pulls the configured pause image if the store lacks it (containerd does the same:
+    /// the kubelet no longer pulls the sandbox image).
+    async fn ensure_pause_image(&self) -> Result<()> {
+        let name = &self.config.pause_image;
+        if name.is_empty() || self.sandboxes.images().status(name)?.is_some() {
+            return Ok(());
+        }
+        self.images
+            .pull_image(PullImageRequest {
+                image: Some(ImageSpec {
+                    image: name.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
     }
 }

@@ -57,7 +57,8 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Starts the registry and pushes hack/images/build's `busybox` as `test/busybox:1`.
+    /// Starts the registry and pushes hack/images/build's `busybox` and `pause` as
+    /// `test/busybox:1` and `test/pause:1`.
     pub fn start() -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
@@ -103,19 +104,21 @@ impl Registry {
                 .unwrap()
                 .success()
         );
-        let st = Command::new("/usr/bin/skopeo")
-            .args([
-                "--insecure-policy",
-                "copy",
-                "--quiet",
-                "--dest-tls-verify=false",
-            ])
-            .arg(format!("oci:{}:busybox", layout.display()))
-            .arg(format!("docker://{}/test/busybox:1", reg.addr))
-            .stdin(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success(), "skopeo push");
+        for tag in ["busybox", "pause"] {
+            let st = Command::new("/usr/bin/skopeo")
+                .args([
+                    "--insecure-policy",
+                    "copy",
+                    "--quiet",
+                    "--dest-tls-verify=false",
+                ])
+                .arg(format!("oci:{}:{tag}", layout.display()))
+                .arg(format!("docker://{}/test/{tag}:1", reg.addr))
+                .stdin(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success(), "skopeo push {tag}");
+        }
         reg
     }
 
@@ -130,6 +133,10 @@ impl Registry {
 
     pub fn busybox(&self) -> String {
         format!("{}/test/busybox:1", self.addr)
+    }
+
+    pub fn pause(&self) -> String {
+        format!("{}/test/pause:1", self.addr)
     }
 }
 
@@ -232,12 +239,22 @@ impl Berthd {
     /// Starts berthd wired to `net`, with `cgroup_parent` for pods the test gives none.
     /// The state dir path is kept short: shim sockets live below it.
     pub fn start(net: &Network, registry: &Registry, cgroup_parent: &str) -> Berthd {
+        Berthd::start_with(net, registry, cgroup_parent, "")
+    }
+
+    /// As [`Berthd::start`], with more top-level config keys (TOML lines).
+    pub fn start_with(
+        net: &Network,
+        registry: &Registry,
+        cgroup_parent: &str,
+        extra: &str,
+    ) -> Berthd {
         let tmp = tempfile::Builder::new()
             .prefix("b")
             .tempdir_in("/tmp")
             .unwrap();
         let config = format!(
-            "cgroup_parent = \"{cgroup_parent}\"\n[cni]\nconf_dir = \"{}\"\nbin_dirs = [\"{CNI_BIN}\"]\n[registry]\nplain_http = [\"{}\"]\n",
+            "{extra}\ncgroup_parent = \"{cgroup_parent}\"\n[cni]\nconf_dir = \"{}\"\nbin_dirs = [\"{CNI_BIN}\"]\n[registry]\nplain_http = [\"{}\"]\n",
             net.conf_dir.path().display(),
             registry.addr
         );
