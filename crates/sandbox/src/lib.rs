@@ -17,6 +17,8 @@ pub mod records;
 pub mod recovery;
 mod shims;
 pub mod spec;
+mod stats;
+mod update;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,7 @@ use tokio::sync::broadcast;
 pub use container::{ExecOutput, ExecSync};
 pub use error::{Error, Result};
 pub use records::{ContainerRecord, ContainerState, Exit, PodRecord, PodState, Records};
+pub use stats::{CgroupSample, InterfaceCounters, MemorySample};
 
 /// How berthd set the sandbox layer up.
 #[derive(Debug, Clone)]
@@ -75,6 +78,7 @@ pub struct Sandboxes {
     locks: Locks,
     events: broadcast::Sender<Event>,
     pause_rootfs: PathBuf,
+    stats: stats::Collector,
 }
 
 impl Sandboxes {
@@ -107,6 +111,7 @@ impl Sandboxes {
             locks: Locks::default(),
             events,
             pause_rootfs,
+            stats: stats::Collector::new(),
         })
     }
 
