@@ -891,13 +891,13 @@ fn stats_are_non_zero() -> TestResult {
             attrs.id == burner && attrs.metadata.as_ref().is_some_and(|m| m.name == "burner"),
             || format!("attributes {attrs:?}"),
         )?;
-        let cpu = first.cpu.clone().ok_or("no cpu")?;
+        let cpu = first.cpu.ok_or("no cpu")?;
         ensure(value(&cpu.usage_core_nano_seconds) > 0, || {
             format!("first cpu {cpu:?}")
         })?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let second = container_stats(rt, &burner).await?;
-        let cpu2 = second.cpu.clone().ok_or("no cpu")?;
+        let cpu2 = second.cpu.ok_or("no cpu")?;
         ensure(value(&cpu2.usage_nano_cores) > 0, || {
             format!("second cpu {cpu2:?} (first {cpu:?})")
         })?;
@@ -905,7 +905,7 @@ fn stats_are_non_zero() -> TestResult {
             value(&cpu2.usage_core_nano_seconds) > value(&cpu.usage_core_nano_seconds),
             || format!("cpu did not grow: {cpu:?} then {cpu2:?}"),
         )?;
-        let mem = second.memory.clone().ok_or("no memory")?;
+        let mem = second.memory.ok_or("no memory")?;
         ensure(
             value(&mem.working_set_bytes) > 0 && value(&mem.usage_bytes) > 0,
             || format!("memory {mem:?}"),
@@ -999,11 +999,11 @@ fn stats_are_non_zero() -> TestResult {
             eth0.name == "eth0" && (value(&eth0.rx_bytes) > 0 || value(&eth0.tx_bytes) > 0),
             || format!("network {net:?}"),
         )?;
-        let procs = linux.process.clone().ok_or("no process usage")?;
+        let procs = linux.process.ok_or("no process usage")?;
         ensure(value(&procs.process_count) >= 3, || {
             format!("process {procs:?}")
         })?;
-        let pcpu = linux.cpu.clone().ok_or("no pod cpu")?;
+        let pcpu = linux.cpu.ok_or("no pod cpu")?;
         ensure(value(&pcpu.usage_core_nano_seconds) > 0, || {
             format!("pod cpu {pcpu:?}")
         })?;
@@ -1023,8 +1023,8 @@ fn stats_are_non_zero() -> TestResult {
         ensure(others.stats.len() == 1, || format!("{others:?}"))?;
         let ol = others.stats[0].linux.clone().ok_or("no linux")?;
         ensure(
-            value(&ol.process.clone().unwrap_or_default().process_count) >= 2
-                && value(&ol.memory.clone().unwrap_or_default().usage_bytes) > 0,
+            value(&ol.process.unwrap_or_default().process_count) >= 2
+                && value(&ol.memory.unwrap_or_default().usage_bytes) > 0,
             || format!("given-parent pod {ol:?}"),
         )?;
 
@@ -1053,6 +1053,24 @@ fn stats_are_non_zero() -> TestResult {
         let left = leftovers(b, "/berth-e2e-i");
         ensure(left.is_empty(), || format!("left behind: {left:#?}"))
     })
+}
+
+/// The first value under `key` anywhere in `v`.
+fn find_key(v: &serde_json::Value, key: &str) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => m.get(key).cloned().unwrap_or_else(|| {
+            m.values()
+                .map(|x| find_key(x, key))
+                .find(|x| !x.is_null())
+                .unwrap_or_default()
+        }),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .map(|x| find_key(x, key))
+            .find(|x| !x.is_null())
+            .unwrap_or_default(),
+        _ => serde_json::Value::Null,
+    }
 }
 
 fn update_container_resources_applies_limits() -> TestResult {
@@ -1106,6 +1124,24 @@ fn update_container_resources_applies_limits() -> TestResult {
             r.memory_limit_in_bytes == limit && r.cpu_quota == 50_000,
             || format!("status resources {r:?}"),
         )?;
+        // The bundle's config.json carries the new limit and keeps its device rules; so does
+        // the runtime's own record of the container.
+        let bundle: serde_json::Value = serde_json::from_slice(&std::fs::read(
+            b.state().join("containers").join(&c).join("config.json"),
+        )?)?;
+        let state: serde_json::Value = serde_json::from_slice(&std::fs::read(
+            b.state().join("runtime").join(&c).join("state.json"),
+        )?)?;
+        for (what, res) in [
+            ("bundle", &bundle["linux"]["resources"]),
+            ("runtime state", &find_key(&state, "resources")),
+        ] {
+            ensure(
+                res["memory"]["limit"] == limit
+                    && res["devices"].as_array().is_some_and(|d| !d.is_empty()),
+                || format!("{what} resources {res}"),
+            )?;
+        }
         let stats = container_stats(rt, &c).await?;
         let mem = stats.memory.ok_or("no memory")?;
         ensure(
