@@ -1149,6 +1149,37 @@ fn update_container_resources_applies_limits() -> TestResult {
             || format!("available {mem:?}"),
         )?;
 
+        // UpdatePodSandboxResources records the pod's new resources (the kubelet has resized
+        // the pod cgroup itself).
+        rt.update_pod_sandbox_resources(UpdatePodSandboxResourcesRequest {
+            pod_sandbox_id: pod_id.clone(),
+            overhead: None,
+            resources: Some(LinuxContainerResources {
+                memory_limit_in_bytes: 200 << 20,
+                ..Default::default()
+            }),
+        })
+        .await?;
+        let info = rt
+            .pod_sandbox_status(PodSandboxStatusRequest {
+                pod_sandbox_id: pod_id.clone(),
+                verbose: true,
+            })
+            .await?
+            .into_inner()
+            .info;
+        let info: serde_json::Value = serde_json::from_str(info.get("info").ok_or("no info")?)?;
+        let recorded = &info["config"]["linux"]["resources"]["memory_limit_in_bytes"];
+        ensure(*recorded == (200 << 20), || format!("pod info {info}"))?;
+        let e = rt
+            .update_pod_sandbox_resources(UpdatePodSandboxResourcesRequest {
+                pod_sandbox_id: "nope".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        ensure(e.code() == tonic::Code::NotFound, || format!("{e:?}"))?;
+
         // Unknown and exited containers are refused with their codes.
         let e = rt
             .update_container_resources(UpdateContainerResourcesRequest {

@@ -5,6 +5,10 @@
 //! container's cgroup. Device rules are left out of the update (they did not change, and
 //! rewriting them on v1 denies every device for a moment). Then the record keeps the new
 //! resources (ContainerStatus reports them) and the bundle's config.json gets them too.
+//!
+//! UpdatePodSandboxResources comes after the kubelet has resized the pod's cgroup itself (the
+//! CRI's contract): berth writes no cgroup then, it records the pod's new overhead and
+//! resources in the pod's config, as containerd does.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -60,6 +64,41 @@ impl Sandboxes {
             cpu_shares = resources.cpu_shares,
             "container resources updated"
         );
+        Ok(())
+    }
+
+    /// UpdatePodSandboxResources (full id or unique prefix): validates the resources and
+    /// records them; absent fields keep their value.
+    pub async fn update_pod_resources(
+        self: &Arc<Self>,
+        id: &str,
+        overhead: Option<LinuxContainerResources>,
+        resources: Option<LinuxContainerResources>,
+    ) -> Result<()> {
+        let p = self.records.find_pod(id).ok_or_else(|| Error::NotFound {
+            kind: "pod sandbox",
+            id: id.to_string(),
+        })?;
+        for r in [&overhead, &resources].into_iter().flatten() {
+            linux_resources(Some(r), Vec::new(), false)?;
+        }
+        let _guard = self.locks.lock(&p.id).await;
+        let updated = self.records.update_pod(&p.id, |r| {
+            let linux = r.config.linux.get_or_insert_default();
+            if overhead.is_some() {
+                linux.overhead = overhead.clone();
+            }
+            if resources.is_some() {
+                linux.resources = resources.clone();
+            }
+        })?;
+        if updated.is_none() {
+            return Err(Error::NotFound {
+                kind: "pod sandbox",
+                id: id.to_string(),
+            });
+        }
+        info!(pod_id = %p.id, "pod resources recorded");
         Ok(())
     }
 
