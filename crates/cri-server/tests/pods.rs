@@ -1213,6 +1213,23 @@ fn update_container_resources_applies_limits() -> TestResult {
             e.code() == tonic::Code::FailedPrecondition && e.message().contains(&c),
             || format!("{e:?}"),
         )?;
+        // An exited container has no cgroup: its stats are its attributes and writable layer,
+        // and ListContainerStats leaves it out (as containerd, whose stats come from tasks).
+        let gone = container_stats(rt, &c).await?;
+        ensure(
+            gone.cpu.is_none() && gone.memory.is_none() && gone.writable_layer.is_some(),
+            || format!("exited container stats {gone:?}"),
+        )?;
+        let listed = rt
+            .list_container_stats(ListContainerStatsRequest {
+                filter: Some(ContainerStatsFilter {
+                    id: c.clone(),
+                    ..Default::default()
+                }),
+            })
+            .await?
+            .into_inner();
+        ensure(listed.stats.is_empty(), || format!("{listed:?}"))?;
         stop_and_remove_pod(rt, &pod_id).await?;
         let left = leftovers(b, "/berth-e2e-j");
         ensure(left.is_empty(), || format!("left behind: {left:#?}"))
