@@ -31,7 +31,6 @@ use tokio::sync::broadcast;
 pub use container::{ExecOutput, ExecSync};
 pub use error::{Error, Result};
 pub use records::{ContainerRecord, ContainerState, Exit, PodRecord, PodState, Records};
-pub use stats::{CgroupSample, InterfaceCounters, MemorySample};
 
 /// How berthd set the sandbox layer up.
 #[derive(Debug, Clone)]
