@@ -920,6 +920,399 @@ fn twenty_pods_in_parallel_all_come_up() -> TestResult {
     })
 }
 
+async fn container_stats(rt: &mut Rt, id: &str) -> Result<ContainerStats, Failed> {
+    Ok(rt
+        .container_stats(ContainerStatsRequest {
+            container_id: id.into(),
+        })
+        .await?
+        .into_inner()
+        .stats
+        .ok_or("no container stats")?)
+}
+
+fn value(v: &Option<UInt64Value>) -> u64 {
+    v.as_ref().map_or(0, |v| v.value)
+}
+
+fn stats_are_non_zero() -> TestResult {
+    with_berthd("/berth-e2e-i", async |b, rt| {
+        let image = pull(b).await?;
+        let pod = pod_config("stats", &b.dir.join("logs"));
+        let pod_id = run_pod(rt, pod.clone()).await?;
+        // Holds a few MB in a shell variable, then burns cpu.
+        let burner = start_container(
+            rt,
+            &pod_id,
+            &pod,
+            container_config(
+                "burner",
+                &image,
+                "x=$(busybox head -c 4000000 /dev/zero | busybox tr '\\0' a); \
+                 while :; do :; done",
+            ),
+        )
+        .await?;
+        let idle = start_container(
+            rt,
+            &pod_id,
+            &pod,
+            container_config("idle", &image, "exec sleep 1000"),
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let first = container_stats(rt, &burner).await?;
+        let attrs = first.attributes.clone().unwrap_or_default();
+        ensure(
+            attrs.id == burner && attrs.metadata.as_ref().is_some_and(|m| m.name == "burner"),
+            || format!("attributes {attrs:?}"),
+        )?;
+        let cpu = first.cpu.ok_or("no cpu")?;
+        ensure(value(&cpu.usage_core_nano_seconds) > 0, || {
+            format!("first cpu {cpu:?}")
+        })?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let second = container_stats(rt, &burner).await?;
+        let cpu2 = second.cpu.ok_or("no cpu")?;
+        ensure(value(&cpu2.usage_nano_cores) > 0, || {
+            format!("second cpu {cpu2:?} (first {cpu:?})")
+        })?;
+        ensure(
+            value(&cpu2.usage_core_nano_seconds) > value(&cpu.usage_core_nano_seconds),
+            || format!("cpu did not grow: {cpu:?} then {cpu2:?}"),
+        )?;
+        let mem = second.memory.ok_or("no memory")?;
+        ensure(
+            value(&mem.working_set_bytes) > 0 && value(&mem.usage_bytes) > 0,
+            || format!("memory {mem:?}"),
+        )?;
+
+        // The writable layer grows with what the container writes.
+        let before = container_stats(rt, &idle).await?;
+        let layer = before.writable_layer.clone().ok_or("no writable layer")?;
+        ensure(
+            layer
+                .fs_id
+                .as_ref()
+                .is_some_and(|f| f.mountpoint.ends_with("snapshots")),
+            || format!("layer {layer:?}"),
+        )?;
+        exec_out(
+            rt,
+            &idle,
+            "busybox dd if=/dev/zero of=/written bs=1024 count=256 2>/dev/null && echo ok",
+        )
+        .await?;
+        let after = container_stats(rt, &idle).await?;
+        let grown = after.writable_layer.clone().ok_or("no writable layer")?;
+        ensure(
+            value(&grown.used_bytes) >= value(&layer.used_bytes) + (256 << 10)
+                && value(&grown.inodes_used) > value(&layer.inodes_used),
+            || format!("writable layer {layer:?} then {grown:?}"),
+        )?;
+
+        // Traffic out of the pod: a connection to the bridge's gateway (refused or not).
+        let gw = shared().network.gateway.clone();
+        exec(
+            rt,
+            &idle,
+            &format!("busybox wget -T 2 -q -O - http://{gw}:1/ || true"),
+        )
+        .await?;
+
+        // A second pod, with a cgroup parent of its own (as the kubelet gives): its stats come
+        // from that parent.
+        let mut other = pod_config("stats-other", &b.dir.join("logs"));
+        other.linux.as_mut().unwrap().cgroup_parent = "/berth-e2e-i/given".into();
+        let other_id = run_pod(rt, other.clone()).await?;
+        start_container(
+            rt,
+            &other_id,
+            &other,
+            container_config("other", &image, "exec sleep 1000"),
+        )
+        .await?;
+
+        let list = rt
+            .list_container_stats(ListContainerStatsRequest {
+                filter: Some(ContainerStatsFilter {
+                    pod_sandbox_id: pod_id.clone(),
+                    ..Default::default()
+                }),
+            })
+            .await?
+            .into_inner();
+        let mut ids: Vec<_> = list
+            .stats
+            .iter()
+            .filter_map(|s| s.attributes.as_ref().map(|a| a.id.clone()))
+            .collect();
+        ids.sort();
+        let mut want = vec![burner.clone(), idle.clone()];
+        want.sort();
+        ensure(ids == want, || format!("listed {ids:?}, want {want:?}"))?;
+        let all = rt
+            .list_container_stats(ListContainerStatsRequest::default())
+            .await?
+            .into_inner();
+        ensure(all.stats.len() == 3, || format!("all: {}", all.stats.len()))?;
+
+        let ps = rt
+            .pod_sandbox_stats(PodSandboxStatsRequest {
+                pod_sandbox_id: pod_id.clone(),
+            })
+            .await?
+            .into_inner()
+            .stats
+            .ok_or("no pod stats")?;
+        let linux = ps.linux.clone().ok_or("no linux pod stats")?;
+        let net = linux.network.clone().ok_or("no network")?;
+        let eth0 = net
+            .default_interface
+            .clone()
+            .ok_or("no default interface")?;
+        ensure(
+            eth0.name == "eth0" && (value(&eth0.rx_bytes) > 0 || value(&eth0.tx_bytes) > 0),
+            || format!("network {net:?}"),
+        )?;
+        let procs = linux.process.ok_or("no process usage")?;
+        ensure(value(&procs.process_count) >= 3, || {
+            format!("process {procs:?}")
+        })?;
+        let pcpu = linux.cpu.ok_or("no pod cpu")?;
+        ensure(value(&pcpu.usage_core_nano_seconds) > 0, || {
+            format!("pod cpu {pcpu:?}")
+        })?;
+        ensure(linux.containers.len() == 2, || {
+            format!("pod containers {}", linux.containers.len())
+        })?;
+
+        let others = rt
+            .list_pod_sandbox_stats(ListPodSandboxStatsRequest {
+                filter: Some(PodSandboxStatsFilter {
+                    label_selector: HashMap::from([("app".to_string(), "stats-other".to_string())]),
+                    ..Default::default()
+                }),
+            })
+            .await?
+            .into_inner();
+        ensure(others.stats.len() == 1, || format!("{others:?}"))?;
+        let ol = others.stats[0].linux.clone().ok_or("no linux")?;
+        ensure(
+            value(&ol.process.unwrap_or_default().process_count) >= 2
+                && value(&ol.memory.unwrap_or_default().usage_bytes) > 0,
+            || format!("given-parent pod {ol:?}"),
+        )?;
+
+        // Unknown ids name themselves.
+        let e = rt
+            .container_stats(ContainerStatsRequest {
+                container_id: "nope".into(),
+            })
+            .await
+            .unwrap_err();
+        ensure(
+            e.code() == tonic::Code::NotFound && e.message().contains("nope"),
+            || format!("{e:?}"),
+        )?;
+        let e = rt
+            .pod_sandbox_stats(PodSandboxStatsRequest {
+                pod_sandbox_id: "nope".into(),
+            })
+            .await
+            .unwrap_err();
+        ensure(e.code() == tonic::Code::NotFound, || format!("{e:?}"))?;
+
+        stop_and_remove_pod(rt, &pod_id).await?;
+        stop_and_remove_pod(rt, &other_id).await?;
+        remove_cgroup_parent("/berth-e2e-i/given");
+        let left = leftovers(b, "/berth-e2e-i");
+        ensure(left.is_empty(), || format!("left behind: {left:#?}"))
+    })
+}
+
+/// The first value under `key` anywhere in `v`.
+fn find_key(v: &serde_json::Value, key: &str) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => m.get(key).cloned().unwrap_or_else(|| {
+            m.values()
+                .map(|x| find_key(x, key))
+                .find(|x| !x.is_null())
+                .unwrap_or_default()
+        }),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .map(|x| find_key(x, key))
+            .find(|x| !x.is_null())
+            .unwrap_or_default(),
+        _ => serde_json::Value::Null,
+    }
+}
+
+fn update_container_resources_applies_limits() -> TestResult {
+    with_berthd("/berth-e2e-j", async |b, rt| {
+        let image = pull(b).await?;
+        let pod = pod_config("resize", &b.dir.join("logs"));
+        let pod_id = run_pod(rt, pod.clone()).await?;
+        let c = start_container(
+            rt,
+            &pod_id,
+            &pod,
+            container_config("resized", &image, "exec sleep 1000"),
+        )
+        .await?;
+        let limit: i64 = 96 << 20;
+        rt.update_container_resources(UpdateContainerResourcesRequest {
+            container_id: c.clone(),
+            linux: Some(LinuxContainerResources {
+                memory_limit_in_bytes: limit,
+                cpu_quota: 50_000,
+                cpu_period: 100_000,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await?;
+        let host = Path::new("/sys/fs/cgroup/memory/berth-e2e-j").join(&c);
+        let on_host = std::fs::read_to_string(host.join("memory.limit_in_bytes"))?;
+        ensure(on_host.trim() == limit.to_string(), || {
+            format!("host memory.limit_in_bytes {on_host:?}")
+        })?;
+        let quota = std::fs::read_to_string(
+            Path::new("/sys/fs/cgroup/cpu/berth-e2e-j")
+                .join(&c)
+                .join("cpu.cfs_quota_us"),
+        )?;
+        ensure(quota.trim() == "50000", || {
+            format!("cpu.cfs_quota_us {quota:?}")
+        })?;
+        // The container sees its own cgroup's limit.
+        let inside = exec_out(rt, &c, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes").await?;
+        ensure(inside == limit.to_string(), || {
+            format!("memory.limit_in_bytes inside {inside:?}")
+        })?;
+        let s = status(rt, &c).await?;
+        let r = s
+            .resources
+            .and_then(|r| r.linux)
+            .ok_or("no resources in status")?;
+        ensure(
+            r.memory_limit_in_bytes == limit && r.cpu_quota == 50_000,
+            || format!("status resources {r:?}"),
+        )?;
+        // The bundle's config.json carries the new limit and keeps its device rules; so does
+        // the runtime's own record of the container.
+        let bundle: serde_json::Value = serde_json::from_slice(&std::fs::read(
+            b.state().join("containers").join(&c).join("config.json"),
+        )?)?;
+        let state: serde_json::Value = serde_json::from_slice(&std::fs::read(
+            b.state().join("runtime").join(&c).join("state.json"),
+        )?)?;
+        for (what, res) in [
+            ("bundle", &bundle["linux"]["resources"]),
+            ("runtime state", &find_key(&state, "resources")),
+        ] {
+            ensure(
+                res["memory"]["limit"] == limit
+                    && res["devices"].as_array().is_some_and(|d| !d.is_empty()),
+                || format!("{what} resources {res}"),
+            )?;
+        }
+        let stats = container_stats(rt, &c).await?;
+        let mem = stats.memory.ok_or("no memory")?;
+        ensure(
+            value(&mem.available_bytes) > 0 && value(&mem.available_bytes) <= limit as u64,
+            || format!("available {mem:?}"),
+        )?;
+
+        // UpdatePodSandboxResources records the pod's new resources (the kubelet has resized
+        // the pod cgroup itself).
+        rt.update_pod_sandbox_resources(UpdatePodSandboxResourcesRequest {
+            pod_sandbox_id: pod_id.clone(),
+            overhead: None,
+            resources: Some(LinuxContainerResources {
+                memory_limit_in_bytes: 200 << 20,
+                ..Default::default()
+            }),
+        })
+        .await?;
+        let info = rt
+            .pod_sandbox_status(PodSandboxStatusRequest {
+                pod_sandbox_id: pod_id.clone(),
+                verbose: true,
+            })
+            .await?
+            .into_inner()
+            .info;
+        let info: serde_json::Value = serde_json::from_str(info.get("info").ok_or("no info")?)?;
+        let recorded = &info["config"]["linux"]["resources"]["memory_limit_in_bytes"];
+        ensure(*recorded == (200 << 20), || format!("pod info {info}"))?;
+        let e = rt
+            .update_pod_sandbox_resources(UpdatePodSandboxResourcesRequest {
+                pod_sandbox_id: "nope".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        ensure(e.code() == tonic::Code::NotFound, || format!("{e:?}"))?;
+
+        // Unknown and exited containers are refused with their codes.
+        let e = rt
+            .update_container_resources(UpdateContainerResourcesRequest {
+                container_id: "nope".into(),
+                linux: Some(LinuxContainerResources::default()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        ensure(
+            e.code() == tonic::Code::NotFound && e.message().contains("nope"),
+            || format!("{e:?}"),
+        )?;
+        rt.stop_container(StopContainerRequest {
+            container_id: c.clone(),
+            timeout: 0,
+        })
+        .await?;
+        let e = rt
+            .update_container_resources(UpdateContainerResourcesRequest {
+                container_id: c.clone(),
+                linux: Some(LinuxContainerResources {
+                    memory_limit_in_bytes: limit,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        ensure(
+            e.code() == tonic::Code::FailedPrecondition && e.message().contains(&c),
+            || format!("{e:?}"),
+        )?;
+        // An exited container has no cgroup: its stats are its attributes and writable layer,
+        // and ListContainerStats leaves it out (as containerd, whose stats come from tasks).
+        let gone = container_stats(rt, &c).await?;
+        ensure(
+            gone.cpu.is_none() && gone.memory.is_none() && gone.writable_layer.is_some(),
+            || format!("exited container stats {gone:?}"),
+        )?;
+        let listed = rt
+            .list_container_stats(ListContainerStatsRequest {
+                filter: Some(ContainerStatsFilter {
+                    id: c.clone(),
+                    ..Default::default()
+                }),
+            })
+            .await?
+            .into_inner();
+        ensure(listed.stats.is_empty(), || format!("{listed:?}"))?;
+        stop_and_remove_pod(rt, &pod_id).await?;
+        let left = leftovers(b, "/berth-e2e-j");
+        ensure(left.is_empty(), || format!("left behind: {left:#?}"))
+    })
+}
+
 fn main() {
     let mut args = Arguments::from_args();
     // The tests share one bridge network and check its IPAM for leaks: one at a time.
@@ -962,6 +1355,11 @@ fn main() {
         (
             "configured_pause_image_is_pulled_and_runs_the_pod",
             configured_pause_image_is_pulled_and_runs_the_pod,
+        ),
+        ("stats_are_non_zero", stats_are_non_zero),
+        (
+            "update_container_resources_applies_limits",
+            update_container_resources_applies_limits,
         ),
     ];
     let trials = tests

@@ -406,6 +406,7 @@ impl Sandboxes {
         crate::remove_dir(&self.bundle_dir(id))?;
         self.records.remove_container(id)?;
         self.locks.forget(id);
+        self.stats.forget(id);
         self.emit(id, &c.pod_id, EventKind::Deleted);
         info!(container_id = %id, "container removed");
         Ok(())

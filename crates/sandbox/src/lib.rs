@@ -17,6 +17,8 @@ pub mod records;
 pub mod recovery;
 mod shims;
 pub mod spec;
+mod stats;
+mod update;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -80,6 +82,7 @@ pub struct Sandboxes {
     pause_rootfs: PathBuf,
     /// The node's pod CIDR, as the kubelet last sent it (UpdateRuntimeConfig).
     pod_cidr: std::sync::RwLock<String>,
+    stats: stats::Collector,
 }
 
 impl Sandboxes {
@@ -113,6 +116,7 @@ impl Sandboxes {
             events,
             pause_rootfs,
             pod_cidr: Default::default(),
+            stats: stats::Collector::new(),
         })
     }
 

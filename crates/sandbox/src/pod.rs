@@ -358,6 +358,7 @@ impl Sandboxes {
         self.remove_snapshot(id).await?;
         files::remove(&self.pod_dir(id))?;
         self.records.remove_pod(id)?;
+        self.stats.forget(id);
         info!(pod_id = %id, "pod removed");
         Ok(())
     }

@@ -1,6 +1,4 @@
-//! ContainerStats: resource usage of one container.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! ContainerStats: cpu, memory, swap and writable-layer usage of one container.
 
 use berth_api::runtime::v1::{ContainerStatsRequest, ContainerStatsResponse};
 
@@ -10,10 +8,15 @@ use crate::error::{Error, Result};
 impl RuntimeService {
     pub async fn container_stats(
         &self,
-        _request: ContainerStatsRequest,
+        request: ContainerStatsRequest,
     ) -> Result<ContainerStatsResponse> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/ContainerStats",
-        })
+        if request.container_id.is_empty() {
+            return Err(Error::InvalidArgument("container_id is empty".into()));
+        }
+        let stats = self
+            .sandboxes
+            .container_stats(&request.container_id)
+            .await?;
+        Ok(ContainerStatsResponse { stats: Some(stats) })
     }
 }

@@ -1,19 +1,19 @@
-//! ListPodSandboxStats: resource usage of many pods.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! ListPodSandboxStats: the stats of every pod, filtered by id prefix and labels.
 
 use berth_api::runtime::v1::{ListPodSandboxStatsRequest, ListPodSandboxStatsResponse};
 
 use super::RuntimeService;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl RuntimeService {
     pub async fn list_pod_sandbox_stats(
         &self,
-        _request: ListPodSandboxStatsRequest,
+        request: ListPodSandboxStatsRequest,
     ) -> Result<ListPodSandboxStatsResponse> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/ListPodSandboxStats",
-        })
+        let stats = self
+            .sandboxes
+            .list_pod_stats(request.filter.unwrap_or_default())
+            .await?;
+        Ok(ListPodSandboxStatsResponse { stats })
     }
 }

@@ -1,6 +1,5 @@
-//! PodSandboxStats: resource usage of one pod.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! PodSandboxStats: a pod's cpu, memory, network and process count, and its containers'
+//! stats.
 
 use berth_api::runtime::v1::{PodSandboxStatsRequest, PodSandboxStatsResponse};
 
@@ -10,10 +9,12 @@ use crate::error::{Error, Result};
 impl RuntimeService {
     pub async fn pod_sandbox_stats(
         &self,
-        _request: PodSandboxStatsRequest,
+        request: PodSandboxStatsRequest,
     ) -> Result<PodSandboxStatsResponse> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/PodSandboxStats",
-        })
+        if request.pod_sandbox_id.is_empty() {
+            return Err(Error::InvalidArgument("pod_sandbox_id is empty".into()));
+        }
+        let stats = self.sandboxes.pod_stats(&request.pod_sandbox_id).await?;
+        Ok(PodSandboxStatsResponse { stats: Some(stats) })
     }
 }

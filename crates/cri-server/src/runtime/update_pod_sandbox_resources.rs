@@ -1,6 +1,5 @@
-//! UpdatePodSandboxResources: tells the runtime the pod-level resources changed (in-place resize).
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! UpdatePodSandboxResources: the kubelet has resized the pod's cgroup (in-place resize) and
+//! tells the runtime; berth records the pod's new overhead and resources.
 
 use berth_api::runtime::v1::{UpdatePodSandboxResourcesRequest, UpdatePodSandboxResourcesResponse};
 
@@ -10,10 +9,14 @@ use crate::error::{Error, Result};
 impl RuntimeService {
     pub async fn update_pod_sandbox_resources(
         &self,
-        _request: UpdatePodSandboxResourcesRequest,
+        request: UpdatePodSandboxResourcesRequest,
     ) -> Result<UpdatePodSandboxResourcesResponse> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/UpdatePodSandboxResources",
-        })
+        if request.pod_sandbox_id.is_empty() {
+            return Err(Error::InvalidArgument("pod_sandbox_id is empty".into()));
+        }
+        self.sandboxes
+            .update_pod_resources(&request.pod_sandbox_id, request.overhead, request.resources)
+            .await?;
+        Ok(UpdatePodSandboxResourcesResponse {})
     }
 }
