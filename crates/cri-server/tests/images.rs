@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use berth_api::runtime::v1::image_service_client::ImageServiceClient;
 use berth_api::runtime::v1::{
     AuthConfig, ImageFilter, ImageFsInfoRequest, ImageSpec, ImageStatusRequest, ListImagesRequest,
-    PullImageRequest, RemoveImageRequest,
+    PullImageRequest, RemoveImageRequest, StreamImagesRequest,
 };
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -353,6 +353,18 @@ fn pull_status_list_remove_and_fs_info_over_cri() {
                 .images;
             assert_eq!(found.len(), n, "{name}");
         }
+
+        // StreamImages: the same, streamed.
+        let mut stream = c
+            .stream_images(StreamImagesRequest { filter: None })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut streamed = Vec::new();
+        while let Some(msg) = stream.message().await.unwrap() {
+            streamed.extend(msg.images.into_iter().map(|i| i.id));
+        }
+        assert_eq!(streamed, [config_id.as_str()]);
 
         // Bad references and missing tags name the reference.
         let err = pull(&mut c, "Bad//Ref", None).await.unwrap_err();
