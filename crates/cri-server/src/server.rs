@@ -43,13 +43,11 @@ pub async fn serve(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> R
     let runtime = RuntimeServiceServer::new(RuntimeService::new(config.clone()))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    let image = ImageServiceServer::new(ImageService::new(
-        config.clone(),
-        images.clone(),
-        snapshots.clone(),
-    ))
-    .max_decoding_message_size(MAX_MESSAGE_SIZE)
-    .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let image_service = ImageService::new(config.clone(), images.clone(), snapshots.clone());
+    image_service.pin_configured()?;
+    let image = ImageServiceServer::new(image_service)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
 
     // The signal is forwarded so that the grace period starts when it arrives.
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

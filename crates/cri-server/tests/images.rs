@@ -608,6 +608,41 @@ fn layer_larger_than_max_layer_bytes_fails_the_pull() {
     assert_eq!(count_files(&berthd.root().join("image/layers")), 0);
 }
 
+/// `[registry] pinned_images`: the image is pinned when pulled, and RemoveImage refuses
+/// it with FailedPrecondition naming it.
+fn pinned_images_are_not_removed() {
+    let layout = Layout::build();
+    let reg = Registry::start(false);
+    reg.push(&layout, "busybox", "test/pause:1", false);
+    let tag = format!("{}/test/pause:1", reg.addr);
+    let berthd = Berthd::start(&format!(
+        "[registry]\nplain_http = [\"{}\"]\npinned_images = [\"{tag}\"]\n",
+        reg.addr
+    ));
+    runtime().block_on(async {
+        let mut c = berthd.images().await;
+        let id = pull(&mut c, &tag, None).await.unwrap();
+        let img = c
+            .image_status(ImageStatusRequest {
+                image: spec(&id),
+                verbose: false,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .image
+            .unwrap();
+        assert!(img.pinned, "{img:?}");
+        let err = c
+            .remove_image(RemoveImageRequest { image: spec(&tag) })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+        assert!(err.message().contains("pinned"), "{}", err.message());
+        assert_eq!(status_id(&mut c, &tag).await, Some(id));
+    });
+}
+
 /// Own harness (libtest-mimic): a missing prerequisite marks every test ignored with the
 /// reason, and fails it when `CI` is set (CI must run them).
 fn main() {
@@ -628,6 +663,10 @@ fn main() {
             mirrors_are_tried_in_order_then_the_upstream,
         ),
         ("pull_with_credentials", pull_with_credentials),
+        (
+            "pinned_images_are_not_removed",
+            pinned_images_are_not_removed,
+        ),
         (
             "layer_larger_than_max_layer_bytes_fails_the_pull",
             layer_larger_than_max_layer_bytes_fails_the_pull,
