@@ -10,6 +10,8 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_api::runtime::v1::image_service_client::ImageServiceClient;
@@ -109,13 +111,19 @@ impl Registry {
     }
 
     fn push(&self, layout: &Layout, tag: &str, dest: &str, creds: bool) {
+        self.push_with(layout, tag, dest, creds, &[]);
+    }
+
+    /// `extra`: skopeo flags (`--format v2s2`, `--all`).
+    fn push_with(&self, layout: &Layout, tag: &str, dest: &str, creds: bool, extra: &[&str]) {
         let mut cmd = Command::new("/usr/bin/skopeo");
         cmd.args([
             "--insecure-policy",
             "copy",
             "--quiet",
             "--dest-tls-verify=false",
-        ]);
+        ])
+        .args(extra);
         if creds {
             cmd.arg(format!("--dest-creds={USER}:{PASSWORD}"));
         }
@@ -171,35 +179,54 @@ struct Berthd {
 impl Berthd {
     fn start(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config_path = dir.path().join("config.toml");
-        fs::write(&config_path, config).unwrap();
-        let stderr = fs::File::create(dir.path().join("stderr")).unwrap();
-        let child = Command::new(BERTHD)
+        fs::write(dir.path().join("config.toml"), config).unwrap();
+        let child = Self::spawn(dir.path());
+        let b = Berthd { child, dir };
+        b.wait_ready();
+        b
+    }
+
+    fn spawn(dir: &Path) -> Child {
+        let stderr = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("stderr"))
+            .unwrap();
+        Command::new(BERTHD)
             .arg("--config")
-            .arg(&config_path)
+            .arg(dir.join("config.toml"))
             .arg("--socket")
-            .arg(dir.path().join("run/berth.sock"))
+            .arg(dir.join("run/berth.sock"))
             .arg("--root")
-            .arg(dir.path().join("root"))
+            .arg(dir.join("root"))
             .arg("--state")
-            .arg(dir.path().join("run"))
+            .arg(dir.join("run"))
             .args(["--log-level", "debug"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
-            .expect("spawn berthd");
-        let b = Berthd { child, dir };
+            .expect("spawn berthd")
+    }
+
+    fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(b.socket()).is_err() {
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "berthd did not listen; stderr:\n{}",
-                b.stderr()
+                self.stderr()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        b
+    }
+
+    /// SIGKILL, then a new berthd on the same root, state and socket.
+    fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.child = Self::spawn(self.dir.path());
+        self.wait_ready();
     }
 
     fn socket(&self) -> PathBuf {
@@ -237,6 +264,73 @@ impl Drop for Berthd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A TCP proxy to `upstream` that passes responses on slowly (16 KiB per 20 ms, about
+/// 800 KB/s) and counts the bytes it passed, so that a test can act mid-download.
+struct SlowProxy {
+    addr: String,
+    forwarded: Arc<AtomicUsize>,
+}
+
+impl SlowProxy {
+    fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let forwarded = Arc::new(AtomicUsize::new(0));
+        let (upstream, count) = (upstream.to_string(), forwarded.clone());
+        // Lives until the test process ends.
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let Ok(mut server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut client_w, mut server_r) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut client, &mut server);
+                    let _ = server.shutdown(std::net::Shutdown::Write);
+                });
+                let count = count.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 << 10];
+                    loop {
+                        match server_r.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if client_w.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                                count.fetch_add(n, Ordering::SeqCst);
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                        }
+                    }
+                    let _ = client_w.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        SlowProxy { addr, forwarded }
+    }
+}
+
+/// Temp names (`.tmp-*`) anywhere under `dir`.
+fn temp_names(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                out.push(p.clone());
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) && !p.ends_with("fs") {
+                stack.push(p);
+            }
+        }
+    }
+    out
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -435,6 +529,14 @@ fn mirrors_are_tried_in_order_then_the_upstream() {
     let good = Registry::start(false);
     let empty = Registry::start(false);
     good.push(&layout, "busybox", "test/busybox:1", false);
+    good.push_with(
+        &layout,
+        "busybox",
+        "test/busybox:v2s2",
+        false,
+        &["--format", "v2s2"],
+    );
+    good.push_with(&layout, "multi", "test/busybox:multi", false, &["--all"]);
     let dead = format!("127.0.0.1:{}", free_port());
     let certs = tempfile::tempdir().unwrap();
     let hosts = |registry: &str, text: String| {
@@ -483,6 +585,15 @@ fn mirrors_are_tried_in_order_then_the_upstream() {
             assert_eq!(got.map_err(|e| e.to_string()), Ok(id.clone()), "{name}");
             assert_eq!(status_id(&mut c, name).await.as_deref(), Some(id.as_str()));
         }
+        // Every fixture manifest kind through the mirror: Docker v2s2, and an index
+        // (linux/amd64 chosen; the repo digest is the index's).
+        for name in [
+            "registry.k8s.io/test/busybox:v2s2",
+            "registry.k8s.io/test/busybox:multi",
+        ] {
+            let got = pull(&mut c, name, None).await;
+            assert_eq!(got.map_err(|e| e.to_string()), Ok(id.clone()), "{name}");
+        }
         let img = c
             .image_status(ImageStatusRequest {
                 image: spec(&id),
@@ -493,6 +604,13 @@ fn mirrors_are_tried_in_order_then_the_upstream() {
             .into_inner()
             .image
             .unwrap();
+        assert!(
+            img.repo_digests.contains(&format!(
+                "registry.k8s.io/test/busybox@{}",
+                layout.digest("index")
+            )),
+            "{img:?}"
+        );
         assert!(
             img.repo_tags
                 .contains(&"registry.k8s.io/test/busybox:1".to_string()),
@@ -643,6 +761,66 @@ fn pinned_images_are_not_removed() {
     });
 }
 
+/// berthd SIGKILLed in the middle of a layer download: after a restart the store holds
+/// no temp files, a new pull succeeds, and after its removal ImageFsInfo counts nothing
+/// left over (blobs and layers of the killed pull are collected).
+fn killed_pull_then_restart_leaves_nothing_stray() {
+    let layout = Layout::build();
+    let reg = Registry::start(false);
+    reg.push(&layout, "busybox", "test/busybox:1", false);
+    let proxy = SlowProxy::start(&reg.addr);
+    let tag = format!("{}/test/busybox:1", proxy.addr);
+    let mut berthd = Berthd::start(&format!("[registry]\nplain_http = [\"{}\"]\n", proxy.addr));
+    let socket = berthd.socket();
+    let pull_tag = tag.clone();
+    let puller = std::thread::spawn(move || {
+        runtime().block_on(async {
+            let channel = Endpoint::try_from("http://[::1]:50051")
+                .unwrap()
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let socket = socket.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(socket).await?;
+                        Ok::<_, std::io::Error>(TokioIo::new(stream))
+                    }
+                }))
+                .await
+                .unwrap();
+            pull(&mut ImageServiceClient::new(channel), &pull_tag, None).await
+        })
+    });
+    // Kill once a few hundred kB of the ~1 MB busybox layer have come through.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while proxy.forwarded.load(Ordering::SeqCst) < 300_000 {
+        assert!(Instant::now() < deadline, "the pull did not progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    berthd.kill_and_restart();
+    assert!(puller.join().unwrap().is_err(), "the killed pull failed");
+
+    let store = berthd.root().join("image");
+    assert_eq!(temp_names(&store), Vec::<PathBuf>::new());
+    assert_eq!(count_files(&store.join("ingest")), 0);
+    runtime().block_on(async {
+        let mut c = berthd.images().await;
+        assert_eq!(status_id(&mut c, &tag).await, None);
+        let id = pull(&mut c, &tag, None).await.unwrap();
+        assert_eq!(id, layout.digest("config-amd64"));
+        c.remove_image(RemoveImageRequest { image: spec(&id) })
+            .await
+            .unwrap();
+        let fs_info = c
+            .image_fs_info(ImageFsInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let used = fs_info.image_filesystems[0].used_bytes.unwrap().value;
+        assert!(used < 100_000, "only empty directories and records: {used}");
+    });
+    assert_eq!(count_files(&store.join("blobs/sha256")), 0);
+    assert_eq!(count_files(&store.join("layers")), 0);
+}
+
 /// Own harness (libtest-mimic): a missing prerequisite marks every test ignored with the
 /// reason, and fails it when `CI` is set (CI must run them).
 fn main() {
@@ -663,6 +841,10 @@ fn main() {
             mirrors_are_tried_in_order_then_the_upstream,
         ),
         ("pull_with_credentials", pull_with_credentials),
+        (
+            "killed_pull_then_restart_leaves_nothing_stray",
+            killed_pull_then_restart_leaves_nothing_stray,
+        ),
         (
             "pinned_images_are_not_removed",
             pinned_images_are_not_removed,
