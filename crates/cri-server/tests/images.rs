@@ -102,6 +102,20 @@ impl Registry {
         reg
     }
 
+    /// Deletes a blob's data from the registry's storage: the registry still lists it in
+    /// manifests but cannot serve it.
+    fn break_blob(&self, digest: &str) {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        let data = self
+            ._dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data");
+        fs::remove_file(&data).unwrap();
+    }
+
     fn status_line(&self, path: &str) -> Option<String> {
         let mut s = TcpStream::connect(&self.addr).ok()?;
         write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr).ok()?;
@@ -537,6 +551,10 @@ fn mirrors_are_tried_in_order_then_the_upstream() {
         &["--format", "v2s2"],
     );
     good.push_with(&layout, "multi", "test/busybox:multi", false, &["--all"]);
+    // Serves the manifest and config, but not the first layer.
+    let broken = Registry::start(false);
+    broken.push(&layout, "busybox", "test/busybox:1", false);
+    broken.break_blob(&layout.digest("layer1"));
     let dead = format!("127.0.0.1:{}", free_port());
     let certs = tempfile::tempdir().unwrap();
     let hosts = |registry: &str, text: String| {
@@ -563,6 +581,13 @@ fn mirrors_are_tried_in_order_then_the_upstream() {
         format!("server = \"http://{}\"\n", good.addr),
     );
     hosts(
+        "blobs-elsewhere.example",
+        format!(
+            "server = \"http://{}\"\n[host.\"http://{}\"]\n",
+            good.addr, broken.addr
+        ),
+    );
+    hosts(
         "nowhere.example",
         format!(
             "server = \"http://{}\"\n[host.\"http://{dead}\"]\n",
@@ -576,7 +601,10 @@ fn mirrors_are_tried_in_order_then_the_upstream() {
     let id = layout.digest("config-amd64");
     runtime().block_on(async {
         let mut c = berthd.images().await;
+        // First, while the store is empty: the mirror resolves but lacks a layer, which
+        // then comes from the upstream.
         for name in [
+            "blobs-elsewhere.example/test/busybox:1",
             "registry.k8s.io/test/busybox:1",
             "fallback.example/test/busybox:1",
             "upstream.example/test/busybox:1",
@@ -627,8 +655,9 @@ fn mirrors_are_tried_in_order_then_the_upstream() {
             "{msg}"
         );
     });
+    let stderr = berthd.stderr();
     assert!(
-        berthd.stderr().contains("endpoint failed, trying the next"),
+        stderr.contains("endpoint failed, trying the next") && stderr.contains("blob fetch failed"),
         "fallbacks are logged"
     );
 }

@@ -250,20 +250,17 @@ impl Puller {
         // Resolve: the first endpoint that serves the manifest wins.
         let mut failures = Vec::new();
         let mut resolved = None;
-        for e in &endpoints {
+        for (i, e) in endpoints.iter().enumerate() {
             if !e.pull || (!e.resolve && reference.digest().is_none()) {
                 continue;
             }
             let client = self.client(e, &auth)?;
-            let mut r = oci_ref.clone();
-            if !(e.upstream && e.host == reference.domain()) {
-                r.set_mirror_registry(e.host.clone());
-            }
+            let r = endpoint_ref(&oci_ref, e, reference.domain());
             let scheme = if e.plain_http { "http" } else { "https" };
             match client.pull_manifest_raw(&r, &auth, ACCEPTED).await {
                 Ok((bytes, _)) => {
                     debug!(reference = %shown, endpoint = %e.host, "manifest resolved");
-                    resolved = Some((client, r, bytes));
+                    resolved = Some((i, client, r, bytes));
                     break;
                 }
                 Err(err) => {
@@ -272,13 +269,35 @@ impl Puller {
                 }
             }
         }
-        let Some((client, oci_ref, bytes)) = resolved else {
+        let Some((won, client, resolved_ref, bytes)) = resolved else {
             return Err(bad(if failures.is_empty() {
                 "no endpoint may resolve it (hosts.toml capabilities)".into()
             } else {
                 failures.join("; ")
             }));
         };
+        // Blobs come from the endpoint that resolved, else from the other endpoints that
+        // may serve pulls, in order (content is addressed by digest: any copy will do).
+        let mut sources = vec![Source {
+            client: client.clone(),
+            image: resolved_ref.clone(),
+            host: endpoints[won].host.clone(),
+        }];
+        for (i, e) in endpoints.iter().enumerate() {
+            if i != won && e.pull {
+                let client = self.client(e, &auth)?;
+                let image = endpoint_ref(&oci_ref, e, reference.domain());
+                client
+                    .store_auth_if_needed(image.resolve_registry(), &auth)
+                    .await;
+                sources.push(Source {
+                    client,
+                    image,
+                    host: e.host.clone(),
+                });
+            }
+        }
+        let oci_ref = resolved_ref;
         let registry_err = |e: oci_client::errors::OciDistributionError| Error::Registry {
             reference: shown.clone(),
             reason: e.to_string(),
@@ -347,11 +366,11 @@ impl Puller {
                 )));
             }
         }
-        self.fetch_blob(&client, &oci_ref, &config, &shown).await?;
+        self.fetch_blob(&sources, &config, &shown).await?;
         // Collected first: a lazily mapped iterator makes the future not provably Send.
         let fetches: Vec<_> = layers
             .iter()
-            .map(|l| self.fetch_blob(&client, &oci_ref, l, &shown))
+            .map(|l| self.fetch_blob(&sources, l, &shown))
             .collect();
         stream::iter(fetches)
             .buffer_unordered(self.config.max_concurrent_downloads.max(1))
@@ -373,26 +392,46 @@ impl Puller {
     }
 
     /// Streams one blob into the store (skipped when the store has it), verified against
-    /// the descriptor's digest and size.
-    async fn fetch_blob(
-        &self,
-        client: &oci_client::Client,
-        image: &oci_client::Reference,
-        d: &Descriptor,
-        shown: &str,
-    ) -> Result<()> {
+    /// the descriptor's digest and size, from the first source that serves it whole.
+    async fn fetch_blob(&self, sources: &[Source], d: &Descriptor, shown: &str) -> Result<()> {
         if self.store.has_blob(&d.digest) {
             debug!(digest = %d.digest, "blob already in the store");
             return Ok(());
         }
+        let mut failures = Vec::new();
+        for src in sources {
+            match self.fetch_blob_from(src, d, shown).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    warn!(reference = %shown, endpoint = %src.host, digest = %d.digest, error = %e, "blob fetch failed");
+                    failures.push((src.host.clone(), e));
+                }
+            }
+        }
+        if failures.len() == 1 {
+            return Err(failures.remove(0).1);
+        }
+        Err(Error::Registry {
+            reference: shown.to_string(),
+            reason: failures
+                .iter()
+                .map(|(host, e)| format!("{host}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+    }
+
+    async fn fetch_blob_from(&self, src: &Source, d: &Descriptor, shown: &str) -> Result<()> {
         let digest = d.digest.to_string();
-        let mut s = client
-            .pull_blob_stream(image, digest.as_str())
+        let registry_err = |e: oci_client::errors::OciDistributionError| Error::Registry {
+            reference: shown.to_string(),
+            reason: format!("fetch blob {digest}: {e}"),
+        };
+        let mut s = src
+            .client
+            .pull_blob_stream(&src.image, digest.as_str())
             .await
-            .map_err(|e| Error::Registry {
-                reference: shown.to_string(),
-                reason: format!("fetch blob {digest}: {e}"),
-            })?;
+            .map_err(registry_err)?;
         let mut ingest = self.store.ingest(&d.digest, Some(d.size))?;
         while let Some(chunk) = s.next().await {
             let chunk = chunk.map_err(|e| Error::Registry {
@@ -402,9 +441,29 @@ impl Puller {
             ingest.write(&chunk)?;
         }
         let n = ingest.commit()?;
-        debug!(%digest, bytes = n, "blob fetched");
+        debug!(%digest, bytes = n, endpoint = %src.host, "blob fetched");
         Ok(())
     }
+}
+
+/// Where blobs can come from: one endpoint, its client, and the reference as it names it.
+struct Source {
+    client: oci_client::Client,
+    image: oci_client::Reference,
+    host: String,
+}
+
+/// `image` as endpoint `e` serves it: the registry itself, or a mirror (`?ns=<registry>`).
+fn endpoint_ref(
+    image: &oci_client::Reference,
+    e: &Endpoint,
+    registry: &str,
+) -> oci_client::Reference {
+    let mut r = image.clone();
+    if !(e.upstream && e.host == registry) {
+        r.set_mirror_registry(e.host.clone());
+    }
+    r
 }
 
 fn parse_manifest(bytes: &[u8]) -> Result<Manifest, String> {
