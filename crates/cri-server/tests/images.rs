@@ -25,6 +25,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 const BERTHD: &str = env!("CARGO_BIN_EXE_berthd");
 const TOOLS: &[&str] = &[
     "/usr/bin/docker-registry",
+    "/usr/bin/openssl",
     "/usr/bin/skopeo",
     "/bin/busybox",
 ];
@@ -61,6 +62,11 @@ struct Registry {
 
 impl Registry {
     fn start(auth: bool) -> Self {
+        Self::start_with(auth, None)
+    }
+
+    /// `tls`: (certificate, key) PEM files to serve HTTPS with.
+    fn start_with(auth: bool, tls: Option<(&Path, &Path)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let addr = format!("127.0.0.1:{}", free_port());
         let mut yaml = format!(
@@ -73,6 +79,13 @@ impl Registry {
             yaml.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: berth\n    path: {}\n",
                 htpasswd.display()
+            ));
+        }
+        if let Some((cert, key)) = tls {
+            yaml.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
             ));
         }
         let config = dir.path().join("config.yml");
@@ -91,7 +104,9 @@ impl Registry {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while reg.status_line("/v2/").is_none() {
+        while (tls.is_none() && reg.status_line("/v2/").is_none())
+            || (tls.is_some() && TcpStream::connect(&reg.addr).is_err())
+        {
             assert!(
                 Instant::now() < deadline,
                 "registry on {} did not start",
@@ -850,6 +865,128 @@ fn killed_pull_then_restart_leaves_nothing_stray() {
     assert_eq!(count_files(&store.join("layers")), 0);
 }
 
+/// A CA and a certificate it signed for 127.0.0.1, made with openssl in `dir`:
+/// (ca.crt, server.crt, server.key).
+fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=berth test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.crt",
+    ]);
+    (
+        dir.join("ca.crt"),
+        dir.join("server.crt"),
+        dir.join("server.key"),
+    )
+}
+
+/// An HTTPS registry with a certificate from a private CA: refused without the CA,
+/// pulled with hosts.toml `ca`, and with `skip_verify`.
+fn private_ca_from_hosts_toml() {
+    let layout = Layout::build();
+    let certs_dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certs(certs_dir.path());
+    let reg = Registry::start_with(false, Some((&cert, &key)));
+    reg.push(&layout, "busybox", "test/busybox:1", false);
+    let certs = tempfile::tempdir().unwrap();
+    let hosts = |registry: &str, text: String| {
+        let d = certs.path().join(registry);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("hosts.toml"), text).unwrap();
+    };
+    hosts(
+        "no-ca.example",
+        format!("server = \"https://{}\"\n", reg.addr),
+    );
+    hosts(
+        "with-ca.example",
+        format!(
+            "server = \"https://{}\"\nca = \"{}\"\n",
+            reg.addr,
+            ca.display()
+        ),
+    );
+    hosts(
+        "insecure.example",
+        format!("[host.\"https://{}\"]\nskip_verify = true\n", reg.addr),
+    );
+    let berthd = Berthd::start(&format!(
+        "[registry]\nconfig_path = \"{}\"\n",
+        certs.path().display()
+    ));
+    let id = layout.digest("config-amd64");
+    runtime().block_on(async {
+        let mut c = berthd.images().await;
+        let err = pull(&mut c, "no-ca.example/test/busybox:1", None)
+            .await
+            .unwrap_err();
+        assert!(err.message().contains(&reg.addr), "{}", err.message());
+        for name in [
+            "with-ca.example/test/busybox:1",
+            "insecure.example/test/busybox:1",
+        ] {
+            let got = pull(&mut c, name, None).await;
+            assert_eq!(got.map_err(|e| e.to_string()), Ok(id.clone()), "{name}");
+        }
+    });
+}
+
 /// Own harness (libtest-mimic): a missing prerequisite marks every test ignored with the
 /// reason, and fails it when `CI` is set (CI must run them).
 fn main() {
@@ -874,6 +1011,7 @@ fn main() {
             "killed_pull_then_restart_leaves_nothing_stray",
             killed_pull_then_restart_leaves_nothing_stray,
         ),
+        ("private_ca_from_hosts_toml", private_ca_from_hosts_toml),
         (
             "pinned_images_are_not_removed",
             pinned_images_are_not_removed,
