@@ -68,26 +68,45 @@ impl Registry {
     /// `tls`: (certificate, key) PEM files to serve HTTPS with.
     fn start_with(auth: bool, tls: Option<(&Path, &Path)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let mut yaml = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-            dir.path().join("data").display()
-        );
-        if auth {
-            let htpasswd = dir.path().join("htpasswd");
-            fs::write(&htpasswd, format!("{HTPASSWD}\n")).unwrap();
-            yaml.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: berth\n    path: {}\n",
-                htpasswd.display()
-            ));
-        }
+        let mut extra = String::new();
         if let Some((cert, key)) = tls {
-            yaml.push_str(&format!(
+            extra.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
                 key.display()
             ));
         }
+        if auth {
+            let htpasswd = dir.path().join("htpasswd");
+            fs::write(&htpasswd, format!("{HTPASSWD}\n")).unwrap();
+            extra.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: berth\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        let data = dir.path().join("data");
+        Self::spawn(dir, &data, &extra, tls.is_some())
+    }
+
+    /// A registry over the storage `data` (pushed to by another registry) that accepts
+    /// only bearer tokens signed by `signer` (a self-signed certificate), for service
+    /// `berth-registry` from issuer `berth-issuer`.
+    fn start_token_auth(data: &Path, signer: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:9/token\n    service: berth-registry\n    issuer: berth-issuer\n    rootcertbundle: {}\n",
+            signer.display()
+        );
+        Self::spawn(dir, data, &extra, false)
+    }
+
+    /// `extra`: YAML appended after `http: addr:` (so `  tls:` nests under http).
+    fn spawn(dir: tempfile::TempDir, data: &Path, extra: &str, tls: bool) -> Self {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let yaml = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{extra}",
+            data.display()
+        );
         let config = dir.path().join("config.yml");
         fs::write(&config, yaml).unwrap();
         let log = fs::File::create(dir.path().join("registry.log")).unwrap();
@@ -104,8 +123,8 @@ impl Registry {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while (tls.is_none() && reg.status_line("/v2/").is_none())
-            || (tls.is_some() && TcpStream::connect(&reg.addr).is_err())
+        while (!tls && reg.status_line("/v2/").is_none())
+            || (tls && TcpStream::connect(&reg.addr).is_err())
         {
             assert!(
                 Instant::now() < deadline,
@@ -115,6 +134,10 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(50));
         }
         reg
+    }
+
+    fn data(&self) -> PathBuf {
+        self._dir.path().join("data")
     }
 
     /// Deletes a blob's data from the registry's storage: the registry still lists it in
@@ -987,6 +1010,125 @@ fn private_ca_from_hosts_toml() {
     });
 }
 
+/// base64 (standard alphabet, with padding) or base64url (no padding).
+fn base64(data: &[u8], url: bool) -> String {
+    let alphabet: &[u8] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(alphabet[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+        if !url {
+            out.push_str(&"=".repeat(3 - chunk.len()));
+        }
+    }
+    out
+}
+
+/// A registry token (JWT, RS256) for pulling `repository`, signed with openssl by a
+/// self-signed key made in `dir`; returns (token, signer certificate).
+fn mint_token(dir: &Path, repository: &str) -> (String, PathBuf) {
+    fs::create_dir_all(dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=berth token signer",
+        "-keyout",
+        "signer.key",
+        "-out",
+        "signer.crt",
+    ]);
+    let der = run(&["x509", "-in", "signer.crt", "-outform", "DER"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [base64(&der, false)]});
+    let claims = serde_json::json!({
+        "iss": "berth-issuer", "sub": "berth", "aud": "berth-registry",
+        "exp": now + 3600, "nbf": now - 60, "iat": now - 60, "jti": "berth-test",
+        "access": [{"type": "repository", "name": repository, "actions": ["pull"]}],
+    });
+    let signing_input = format!(
+        "{}.{}",
+        base64(header.to_string().as_bytes(), true),
+        base64(claims.to_string().as_bytes(), true)
+    );
+    fs::write(dir.join("input"), &signing_input).unwrap();
+    let sig = run(&["dgst", "-sha256", "-sign", "signer.key", "input"]);
+    (
+        format!("{signing_input}.{}", base64(&sig, true)),
+        dir.join("signer.crt"),
+    )
+}
+
+/// A registry that takes bearer tokens only: refused anonymously, pulled with the CRI
+/// `registry_token`.
+fn pull_with_a_registry_token() {
+    let layout = Layout::build();
+    let open = Registry::start(false);
+    open.push(&layout, "busybox", "private/busybox:1", false);
+    let keys = tempfile::tempdir().unwrap();
+    let (token, signer) = mint_token(keys.path(), "private/busybox");
+    let reg = Registry::start_token_auth(&open.data(), &signer);
+    assert!(reg.status_line("/v2/").unwrap().contains("401"));
+    let berthd = Berthd::start(&format!("[registry]\nplain_http = [\"{}\"]\n", reg.addr));
+    let tag = format!("{}/private/busybox:1", reg.addr);
+    runtime().block_on(async {
+        let mut c = berthd.images().await;
+        let err = pull(&mut c, &tag, None).await.unwrap_err();
+        assert!(err.message().contains(&reg.addr), "{}", err.message());
+        // The same claims under another key's signature are refused.
+        let (forged, _) = mint_token(&keys.path().join("other"), "private/busybox");
+        let forged = format!(
+            "{}.{}",
+            token.rsplit_once('.').unwrap().0,
+            forged.rsplit_once('.').unwrap().1
+        );
+        let forged = AuthConfig {
+            registry_token: forged,
+            ..Default::default()
+        };
+        assert!(pull(&mut c, &tag, Some(forged)).await.is_err());
+        let bearer = AuthConfig {
+            registry_token: token,
+            ..Default::default()
+        };
+        let got = pull(&mut c, &tag, Some(bearer)).await;
+        assert_eq!(
+            got.map_err(|e| e.to_string()),
+            Ok(layout.digest("config-amd64"))
+        );
+    });
+}
+
 /// Own harness (libtest-mimic): a missing prerequisite marks every test ignored with the
 /// reason, and fails it when `CI` is set (CI must run them).
 fn main() {
@@ -1007,6 +1149,7 @@ fn main() {
             mirrors_are_tried_in_order_then_the_upstream,
         ),
         ("pull_with_credentials", pull_with_credentials),
+        ("pull_with_a_registry_token", pull_with_a_registry_token),
         (
             "killed_pull_then_restart_leaves_nothing_stray",
             killed_pull_then_restart_leaves_nothing_stray,
