@@ -558,18 +558,54 @@ fn pull_status_list_remove_and_fs_info_over_cri() {
     });
 }
 
-fn concurrent_pulls_of_one_image_both_succeed() {
+fn concurrent_pulls_of_one_image_download_it_once() {
     let layout = Layout::build();
     let reg = Registry::start(false);
     reg.push(&layout, "busybox", "test/busybox:1", false);
-    let berthd = Berthd::start(&format!("[registry]\nplain_http = [\"{}\"]\n", reg.addr));
-    let tag = format!("{}/test/busybox:1", reg.addr);
+    // Slow enough that the pulls overlap.
+    let proxy = SlowProxy::start(&reg.addr);
+    let berthd = Berthd::start(&format!("[registry]\nplain_http = [\"{}\"]\n", proxy.addr));
+    let tag = format!("{}/test/busybox:1", proxy.addr);
+    let by_digest = format!(
+        "{}/test/busybox@{}",
+        proxy.addr,
+        layout.digest("manifest-amd64")
+    );
+    let id = layout.digest("config-amd64");
     runtime().block_on(async {
-        let (mut a, mut b) = (berthd.images().await, berthd.images().await);
-        let (ra, rb) = tokio::join!(pull(&mut a, &tag, None), pull(&mut b, &tag, None));
-        assert_eq!(ra.unwrap(), layout.digest("config-amd64"));
-        assert_eq!(rb.unwrap(), layout.digest("config-amd64"));
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(berthd.images().await);
+        }
+        let [a, b, c, d] = &mut clients[..] else {
+            unreachable!()
+        };
+        // Two pulls of one reference, and two of another naming the same image.
+        let (ra, rb, rc, rd) = tokio::join!(
+            pull(a, &tag, None),
+            pull(b, &tag, None),
+            pull(c, &by_digest, None),
+            pull(d, &by_digest, None)
+        );
+        for r in [ra, rb, rc, rd] {
+            assert_eq!(r.map_err(|e| e.to_string()), Ok(id.clone()));
+        }
     });
+    let layers: u64 = ["layer1", "layer2"]
+        .iter()
+        .map(|l| {
+            let hex = layout.digest(l);
+            let hex = hex.strip_prefix("sha256:").unwrap();
+            fs::metadata(layout.path.join("blobs/sha256").join(hex))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    let forwarded = proxy.forwarded.load(Ordering::SeqCst) as u64;
+    assert!(
+        forwarded < layers + layers / 2,
+        "the layers ({layers} bytes) came once: {forwarded} bytes passed"
+    );
     assert_eq!(count_files(&berthd.root().join("image/ingest")), 0);
 }
 
@@ -1141,8 +1177,8 @@ fn main() {
             pull_status_list_remove_and_fs_info_over_cri,
         ),
         (
-            "concurrent_pulls_of_one_image_both_succeed",
-            concurrent_pulls_of_one_image_both_succeed,
+            "concurrent_pulls_of_one_image_download_it_once",
+            concurrent_pulls_of_one_image_download_it_once,
         ),
         (
             "mirrors_are_tried_in_order_then_the_upstream",

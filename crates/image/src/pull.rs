@@ -78,7 +78,34 @@ pub struct Puller {
     clients: Mutex<HashMap<ClientKey, oci_client::Client>>,
     /// One lock per reference being pulled: a second pull of the same reference waits for
     /// the first and then finds its content in the store.
-    in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    in_flight: Gates,
+    /// One lock per blob being downloaded: pulls of different references sharing a blob
+    /// download it once (the later one waits, then finds it stored).
+    blobs_in_flight: Gates,
+}
+
+/// Named async locks, each kept only while someone holds or waits for it.
+#[derive(Default)]
+struct Gates(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl Gates {
+    /// Runs `work` while holding the lock named `key`.
+    async fn run<T>(&self, key: &str, work: impl Future<Output = T>) -> T {
+        let gate = {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(key.to_string()).or_default().clone()
+        };
+        let result = {
+            let _held = gate.lock().await;
+            work.await
+        };
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map and this call hold it: nobody else waits, drop the entry.
+        if Arc::strong_count(&gate) == 2 {
+            map.remove(key);
+        }
+        result
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -138,7 +165,8 @@ impl Puller {
             store,
             config,
             clients: Mutex::new(HashMap::new()),
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: Gates::default(),
+            blobs_in_flight: Gates::default(),
         }
     }
 
@@ -200,24 +228,14 @@ impl Puller {
     ///
     /// The registry's endpoints (see [`hosts`]) are tried in order for the manifest: on any
     /// failure there (connection refused, 404, 5xx, ...) the next one is tried; the content
-    /// then comes from the endpoint that answered. Concurrent pulls of one reference run one
-    /// after the other, the later ones finding the content already stored.
+    /// then comes from the endpoint that answered (blobs it fails to serve from the others).
+    /// Concurrent pulls of one reference run one after the other, the later ones finding
+    /// the content already stored; a blob shared by concurrent pulls is downloaded once.
     pub async fn pull(&self, reference: &Reference, auth: &RegistryAuth) -> Result<ImageRecord> {
         let shown = reference.to_string();
-        let gate = {
-            let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(shown.clone()).or_default().clone()
-        };
-        let result = {
-            let _one_at_a_time = gate.lock().await;
-            self.pull_once(reference, auth).await
-        };
-        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        // Only the map and this call hold it: nobody else waits, drop the entry.
-        if Arc::strong_count(&gate) == 2 {
-            map.remove(&shown);
-        }
-        result
+        self.in_flight
+            .run(&shown, self.pull_once(reference, auth))
+            .await
     }
 
     async fn pull_once(&self, reference: &Reference, auth: &RegistryAuth) -> Result<ImageRecord> {
@@ -394,6 +412,13 @@ impl Puller {
     /// Streams one blob into the store (skipped when the store has it), verified against
     /// the descriptor's digest and size, from the first source that serves it whole.
     async fn fetch_blob(&self, sources: &[Source], d: &Descriptor, shown: &str) -> Result<()> {
+        let key = d.digest.to_string();
+        self.blobs_in_flight
+            .run(&key, self.fetch_blob_once(sources, d, shown))
+            .await
+    }
+
+    async fn fetch_blob_once(&self, sources: &[Source], d: &Descriptor, shown: &str) -> Result<()> {
         if self.store.has_blob(&d.digest) {
             debug!(digest = %d.digest, "blob already in the store");
             return Ok(());
