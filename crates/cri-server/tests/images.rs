@@ -757,7 +757,25 @@ fn pull_with_credentials() {
         ),
     )
     .unwrap();
-    let plain = format!("[registry]\nplain_http = [\"{}\"]\n", reg.addr);
+    // mirrored.example: the auth registry as its mirror, and a dead upstream.
+    let certs = tempfile::tempdir().unwrap();
+    let mirrored = certs.path().join("mirrored.example");
+    fs::create_dir_all(&mirrored).unwrap();
+    fs::write(
+        mirrored.join("hosts.toml"),
+        format!(
+            "server = \"http://127.0.0.1:{}\"\n[host.\"http://{}\"]\n",
+            free_port(),
+            reg.addr
+        ),
+    )
+    .unwrap();
+    let plain = format!(
+        "[registry]\nplain_http = [\"{}\"]\nconfig_path = \"{}\"\n",
+        reg.addr,
+        certs.path().display()
+    );
+    let mirrored_tag = "mirrored.example/private/busybox:1";
     let with_docker = format!("{plain}docker_config = \"{}\"\n", docker_config.display());
     let rt = runtime();
 
@@ -794,6 +812,14 @@ fn pull_with_credentials() {
             ..Default::default()
         };
         assert_eq!(pull(&mut c, &tag, Some(encoded)).await.unwrap(), id);
+        // The pull's credential is for mirrored.example, not for its mirror: not sent there.
+        let basic = AuthConfig {
+            username: USER.into(),
+            password: PASSWORD.into(),
+            ..Default::default()
+        };
+        let err = pull(&mut c, mirrored_tag, Some(basic)).await.unwrap_err();
+        assert!(err.message().contains(&reg.addr), "{}", err.message());
     });
     drop(berthd);
 
@@ -801,6 +827,8 @@ fn pull_with_credentials() {
     rt.block_on(async {
         let mut c = berthd.images().await;
         assert_eq!(pull(&mut c, &tag, None).await.unwrap(), id);
+        // The mirror gets the docker config's credential for its own host.
+        assert_eq!(pull(&mut c, mirrored_tag, None).await.unwrap(), id);
     });
 }
 

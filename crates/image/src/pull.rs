@@ -209,17 +209,22 @@ impl Puller {
         Ok(client)
     }
 
-    /// The credential to use: the caller's, or else the docker config's for the registry,
-    /// or else anonymous.
+    /// The credential for the registry itself: the caller's, or else the docker config's
+    /// for the registry, or else anonymous.
     fn credentials(&self, registry: &str, auth: &RegistryAuth) -> Result<RegistryAuth> {
         if *auth != RegistryAuth::Anonymous {
             return Ok(auth.clone());
         }
+        self.docker_credentials(registry)
+    }
+
+    /// The docker config's credential for `host`, or anonymous.
+    fn docker_credentials(&self, host: &str) -> Result<RegistryAuth> {
         let Some(path) = &self.config.docker_config else {
             return Ok(RegistryAuth::Anonymous);
         };
         Ok(DockerConfig::load(path)?
-            .lookup(registry)?
+            .lookup(host)?
             .unwrap_or(RegistryAuth::Anonymous))
     }
 
@@ -258,12 +263,25 @@ impl Puller {
                 crate::reference::DEFAULT_TAG.into(),
             ),
         };
-        let auth = self.credentials(reference.domain(), auth)?;
         let endpoints = hosts::endpoints(
             self.config.hosts_dir.as_deref(),
             reference.domain(),
             &self.config.plain_http,
         )?;
+        // The pull's credential goes to the upstream only; a mirror gets the docker
+        // config's credential for its own host, if any (as containerd: a mirror is another
+        // party, not to be handed the registry's password).
+        let upstream_auth = self.credentials(reference.domain(), auth)?;
+        let auths = endpoints
+            .iter()
+            .map(|e| {
+                if e.upstream {
+                    Ok(upstream_auth.clone())
+                } else {
+                    self.docker_credentials(&e.host)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
 
         // Resolve: the first endpoint that serves the manifest wins.
         let mut failures = Vec::new();
@@ -272,10 +290,10 @@ impl Puller {
             if !e.pull || (!e.resolve && reference.digest().is_none()) {
                 continue;
             }
-            let client = self.client(e, &auth)?;
+            let client = self.client(e, &auths[i])?;
             let r = endpoint_ref(&oci_ref, e, reference.domain());
             let scheme = if e.plain_http { "http" } else { "https" };
-            match client.pull_manifest_raw(&r, &auth, ACCEPTED).await {
+            match client.pull_manifest_raw(&r, &auths[i], ACCEPTED).await {
                 Ok((bytes, _)) => {
                     debug!(reference = %shown, endpoint = %e.host, "manifest resolved");
                     resolved = Some((i, client, r, bytes));
@@ -303,10 +321,10 @@ impl Puller {
         }];
         for (i, e) in endpoints.iter().enumerate() {
             if i != won && e.pull {
-                let client = self.client(e, &auth)?;
+                let client = self.client(e, &auths[i])?;
                 let image = endpoint_ref(&oci_ref, e, reference.domain());
                 client
-                    .store_auth_if_needed(image.resolve_registry(), &auth)
+                    .store_auth_if_needed(image.resolve_registry(), &auths[i])
                     .await;
                 sources.push(Source {
                     client,
@@ -320,7 +338,7 @@ impl Puller {
             reference: shown.clone(),
             reason: e.to_string(),
         };
-        let auth = &auth;
+        let auth = &auths[won];
         let top_digest = Digest::of(&bytes);
         if let Some(want) = reference.digest() {
             if *want != top_digest {
