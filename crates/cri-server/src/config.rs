@@ -78,6 +78,9 @@ pub struct RegistryConfig {
     /// What one layer may unpack to at most (bytes of its tar stream and of the file data
     /// it writes): a decompression bomb fails its pull at this size.
     pub max_layer_bytes: u64,
+    /// Images that RemoveImage refuses and GC keeps (CRI `pinned`), e.g. the pause
+    /// image: marked pinned when pulled, and at start if already stored.
+    pub pinned_images: Vec<String>,
 }
 
 impl Default for RegistryConfig {
@@ -88,6 +91,7 @@ impl Default for RegistryConfig {
             docker_config: None,
             max_concurrent_downloads: 3,
             max_layer_bytes: 64 << 30,
+            pinned_images: Vec::new(),
         }
     }
 }

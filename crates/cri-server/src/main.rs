@@ -75,18 +75,25 @@ fn init_logging(cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now, before the socket is bound (a handler
+/// installed on the future's first poll would leave a window after the socket accepts in
+/// which SIGTERM kills berthd outright), and returns what completes on the first of them.
+/// Must be called inside the runtime.
+fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; only SIGKILL stops berthd");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!(signal = "SIGTERM", "received"),
-        _ = int.recv() => tracing::info!(signal = "SIGINT", "received"),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            tracing::error!("cannot install signal handlers; only SIGKILL stops berthd");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!(signal = "SIGTERM", "received"),
+            _ = int.recv() => tracing::info!(signal = "SIGINT", "received"),
+        }
     }
 }
 
@@ -116,9 +123,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("start tokio runtime")?;
-    runtime.block_on(berth_cri_server::server::serve(
-        Arc::new(cfg),
-        shutdown_signal(),
-    ))?;
+    let shutdown = {
+        let _entered = runtime.enter();
+        shutdown_signal()
+    };
+    runtime.block_on(berth_cri_server::server::serve(Arc::new(cfg), shutdown))?;
     Ok(())
 }

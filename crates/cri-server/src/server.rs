@@ -53,6 +53,7 @@ pub async fn serve(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> R
         images.clone(),
         snapshots.clone(),
     ));
+    image_service.pin_configured()?;
     let runtime = RuntimeServiceServer::new(RuntimeService::new(
         config.clone(),
         sandboxes,

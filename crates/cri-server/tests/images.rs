@@ -10,12 +10,14 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_api::runtime::v1::image_service_client::ImageServiceClient;
 use berth_api::runtime::v1::{
     AuthConfig, ImageFilter, ImageFsInfoRequest, ImageSpec, ImageStatusRequest, ListImagesRequest,
-    PullImageRequest, RemoveImageRequest,
+    PullImageRequest, RemoveImageRequest, StreamImagesRequest,
 };
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -23,6 +25,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 const BERTHD: &str = env!("CARGO_BIN_EXE_berthd");
 const TOOLS: &[&str] = &[
     "/usr/bin/docker-registry",
+    "/usr/bin/openssl",
     "/usr/bin/skopeo",
     "/bin/busybox",
 ];
@@ -59,20 +62,51 @@ struct Registry {
 
 impl Registry {
     fn start(auth: bool) -> Self {
+        Self::start_with(auth, None)
+    }
+
+    /// `tls`: (certificate, key) PEM files to serve HTTPS with.
+    fn start_with(auth: bool, tls: Option<(&Path, &Path)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let mut yaml = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-            dir.path().join("data").display()
-        );
+        let mut extra = String::new();
+        if let Some((cert, key)) = tls {
+            extra.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
         if auth {
             let htpasswd = dir.path().join("htpasswd");
             fs::write(&htpasswd, format!("{HTPASSWD}\n")).unwrap();
-            yaml.push_str(&format!(
+            extra.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: berth\n    path: {}\n",
                 htpasswd.display()
             ));
         }
+        let data = dir.path().join("data");
+        Self::spawn(dir, &data, &extra, tls.is_some())
+    }
+
+    /// A registry over the storage `data` (pushed to by another registry) that accepts
+    /// only bearer tokens signed by `signer` (a self-signed certificate), for service
+    /// `berth-registry` from issuer `berth-issuer`.
+    fn start_token_auth(data: &Path, signer: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:9/token\n    service: berth-registry\n    issuer: berth-issuer\n    rootcertbundle: {}\n",
+            signer.display()
+        );
+        Self::spawn(dir, data, &extra, false)
+    }
+
+    /// `extra`: YAML appended after `http: addr:` (so `  tls:` nests under http).
+    fn spawn(dir: tempfile::TempDir, data: &Path, extra: &str, tls: bool) -> Self {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let yaml = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{extra}",
+            data.display()
+        );
         let config = dir.path().join("config.yml");
         fs::write(&config, yaml).unwrap();
         let log = fs::File::create(dir.path().join("registry.log")).unwrap();
@@ -89,7 +123,9 @@ impl Registry {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while reg.status_line("/v2/").is_none() {
+        while (!tls && reg.status_line("/v2/").is_none())
+            || (tls && TcpStream::connect(&reg.addr).is_err())
+        {
             assert!(
                 Instant::now() < deadline,
                 "registry on {} did not start",
@@ -98,6 +134,24 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(50));
         }
         reg
+    }
+
+    fn data(&self) -> PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// Deletes a blob's data from the registry's storage: the registry still lists it in
+    /// manifests but cannot serve it.
+    fn break_blob(&self, digest: &str) {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        let data = self
+            ._dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data");
+        fs::remove_file(&data).unwrap();
     }
 
     fn status_line(&self, path: &str) -> Option<String> {
@@ -109,13 +163,19 @@ impl Registry {
     }
 
     fn push(&self, layout: &Layout, tag: &str, dest: &str, creds: bool) {
+        self.push_with(layout, tag, dest, creds, &[]);
+    }
+
+    /// `extra`: skopeo flags (`--format v2s2`, `--all`).
+    fn push_with(&self, layout: &Layout, tag: &str, dest: &str, creds: bool, extra: &[&str]) {
         let mut cmd = Command::new("/usr/bin/skopeo");
         cmd.args([
             "--insecure-policy",
             "copy",
             "--quiet",
             "--dest-tls-verify=false",
-        ]);
+        ])
+        .args(extra);
         if creds {
             cmd.arg(format!("--dest-creds={USER}:{PASSWORD}"));
         }
@@ -171,35 +231,54 @@ struct Berthd {
 impl Berthd {
     fn start(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config_path = dir.path().join("config.toml");
-        fs::write(&config_path, config).unwrap();
-        let stderr = fs::File::create(dir.path().join("stderr")).unwrap();
-        let child = Command::new(BERTHD)
+        fs::write(dir.path().join("config.toml"), config).unwrap();
+        let child = Self::spawn(dir.path());
+        let b = Berthd { child, dir };
+        b.wait_ready();
+        b
+    }
+
+    fn spawn(dir: &Path) -> Child {
+        let stderr = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("stderr"))
+            .unwrap();
+        Command::new(BERTHD)
             .arg("--config")
-            .arg(&config_path)
+            .arg(dir.join("config.toml"))
             .arg("--socket")
-            .arg(dir.path().join("run/berth.sock"))
+            .arg(dir.join("run/berth.sock"))
             .arg("--root")
-            .arg(dir.path().join("root"))
+            .arg(dir.join("root"))
             .arg("--state")
-            .arg(dir.path().join("run"))
+            .arg(dir.join("run"))
             .args(["--log-level", "debug"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
-            .expect("spawn berthd");
-        let b = Berthd { child, dir };
+            .expect("spawn berthd")
+    }
+
+    fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(b.socket()).is_err() {
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "berthd did not listen; stderr:\n{}",
-                b.stderr()
+                self.stderr()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        b
+    }
+
+    /// SIGKILL, then a new berthd on the same root, state and socket.
+    fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.child = Self::spawn(self.dir.path());
+        self.wait_ready();
     }
 
     fn socket(&self) -> PathBuf {
@@ -237,6 +316,73 @@ impl Drop for Berthd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A TCP proxy to `upstream` that passes responses on slowly (16 KiB per 20 ms, about
+/// 800 KB/s) and counts the bytes it passed, so that a test can act mid-download.
+struct SlowProxy {
+    addr: String,
+    forwarded: Arc<AtomicUsize>,
+}
+
+impl SlowProxy {
+    fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let forwarded = Arc::new(AtomicUsize::new(0));
+        let (upstream, count) = (upstream.to_string(), forwarded.clone());
+        // Lives until the test process ends.
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let Ok(mut server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut client_w, mut server_r) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut client, &mut server);
+                    let _ = server.shutdown(std::net::Shutdown::Write);
+                });
+                let count = count.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 << 10];
+                    loop {
+                        match server_r.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if client_w.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                                count.fetch_add(n, Ordering::SeqCst);
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                        }
+                    }
+                    let _ = client_w.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        SlowProxy { addr, forwarded }
+    }
+}
+
+/// Temp names (`.tmp-*`) anywhere under `dir`.
+fn temp_names(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                out.push(p.clone());
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) && !p.ends_with("fs") {
+                stack.push(p);
+            }
+        }
+    }
+    out
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -354,6 +500,18 @@ fn pull_status_list_remove_and_fs_info_over_cri() {
             assert_eq!(found.len(), n, "{name}");
         }
 
+        // StreamImages: the same, streamed.
+        let mut stream = c
+            .stream_images(StreamImagesRequest { filter: None })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut streamed = Vec::new();
+        while let Some(msg) = stream.message().await.unwrap() {
+            streamed.extend(msg.images.into_iter().map(|i| i.id));
+        }
+        assert_eq!(streamed, [config_id.as_str()]);
+
         // Bad references and missing tags name the reference.
         let err = pull(&mut c, "Bad//Ref", None).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
@@ -400,18 +558,54 @@ fn pull_status_list_remove_and_fs_info_over_cri() {
     });
 }
 
-fn concurrent_pulls_of_one_image_both_succeed() {
+fn concurrent_pulls_of_one_image_download_it_once() {
     let layout = Layout::build();
     let reg = Registry::start(false);
     reg.push(&layout, "busybox", "test/busybox:1", false);
-    let berthd = Berthd::start(&format!("[registry]\nplain_http = [\"{}\"]\n", reg.addr));
-    let tag = format!("{}/test/busybox:1", reg.addr);
+    // Slow enough that the pulls overlap.
+    let proxy = SlowProxy::start(&reg.addr);
+    let berthd = Berthd::start(&format!("[registry]\nplain_http = [\"{}\"]\n", proxy.addr));
+    let tag = format!("{}/test/busybox:1", proxy.addr);
+    let by_digest = format!(
+        "{}/test/busybox@{}",
+        proxy.addr,
+        layout.digest("manifest-amd64")
+    );
+    let id = layout.digest("config-amd64");
     runtime().block_on(async {
-        let (mut a, mut b) = (berthd.images().await, berthd.images().await);
-        let (ra, rb) = tokio::join!(pull(&mut a, &tag, None), pull(&mut b, &tag, None));
-        assert_eq!(ra.unwrap(), layout.digest("config-amd64"));
-        assert_eq!(rb.unwrap(), layout.digest("config-amd64"));
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(berthd.images().await);
+        }
+        let [a, b, c, d] = &mut clients[..] else {
+            unreachable!()
+        };
+        // Two pulls of one reference, and two of another naming the same image.
+        let (ra, rb, rc, rd) = tokio::join!(
+            pull(a, &tag, None),
+            pull(b, &tag, None),
+            pull(c, &by_digest, None),
+            pull(d, &by_digest, None)
+        );
+        for r in [ra, rb, rc, rd] {
+            assert_eq!(r.map_err(|e| e.to_string()), Ok(id.clone()));
+        }
     });
+    let layers: u64 = ["layer1", "layer2"]
+        .iter()
+        .map(|l| {
+            let hex = layout.digest(l);
+            let hex = hex.strip_prefix("sha256:").unwrap();
+            fs::metadata(layout.path.join("blobs/sha256").join(hex))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    let forwarded = proxy.forwarded.load(Ordering::SeqCst) as u64;
+    assert!(
+        forwarded < layers + layers / 2,
+        "the layers ({layers} bytes) came once: {forwarded} bytes passed"
+    );
     assert_eq!(count_files(&berthd.root().join("image/ingest")), 0);
 }
 
@@ -423,6 +617,18 @@ fn mirrors_are_tried_in_order_then_the_upstream() {
     let good = Registry::start(false);
     let empty = Registry::start(false);
     good.push(&layout, "busybox", "test/busybox:1", false);
+    good.push_with(
+        &layout,
+        "busybox",
+        "test/busybox:v2s2",
+        false,
+        &["--format", "v2s2"],
+    );
+    good.push_with(&layout, "multi", "test/busybox:multi", false, &["--all"]);
+    // Serves the manifest and config, but not the first layer.
+    let broken = Registry::start(false);
+    broken.push(&layout, "busybox", "test/busybox:1", false);
+    broken.break_blob(&layout.digest("layer1"));
     let dead = format!("127.0.0.1:{}", free_port());
     let certs = tempfile::tempdir().unwrap();
     let hosts = |registry: &str, text: String| {
@@ -449,6 +655,13 @@ fn mirrors_are_tried_in_order_then_the_upstream() {
         format!("server = \"http://{}\"\n", good.addr),
     );
     hosts(
+        "blobs-elsewhere.example",
+        format!(
+            "server = \"http://{}\"\n[host.\"http://{}\"]\n",
+            good.addr, broken.addr
+        ),
+    );
+    hosts(
         "nowhere.example",
         format!(
             "server = \"http://{}\"\n[host.\"http://{dead}\"]\n",
@@ -462,7 +675,10 @@ fn mirrors_are_tried_in_order_then_the_upstream() {
     let id = layout.digest("config-amd64");
     runtime().block_on(async {
         let mut c = berthd.images().await;
+        // First, while the store is empty: the mirror resolves but lacks a layer, which
+        // then comes from the upstream.
         for name in [
+            "blobs-elsewhere.example/test/busybox:1",
             "registry.k8s.io/test/busybox:1",
             "fallback.example/test/busybox:1",
             "upstream.example/test/busybox:1",
@@ -470,6 +686,15 @@ fn mirrors_are_tried_in_order_then_the_upstream() {
             let got = pull(&mut c, name, None).await;
             assert_eq!(got.map_err(|e| e.to_string()), Ok(id.clone()), "{name}");
             assert_eq!(status_id(&mut c, name).await.as_deref(), Some(id.as_str()));
+        }
+        // Every fixture manifest kind through the mirror: Docker v2s2, and an index
+        // (linux/amd64 chosen; the repo digest is the index's).
+        for name in [
+            "registry.k8s.io/test/busybox:v2s2",
+            "registry.k8s.io/test/busybox:multi",
+        ] {
+            let got = pull(&mut c, name, None).await;
+            assert_eq!(got.map_err(|e| e.to_string()), Ok(id.clone()), "{name}");
         }
         let img = c
             .image_status(ImageStatusRequest {
@@ -481,6 +706,13 @@ fn mirrors_are_tried_in_order_then_the_upstream() {
             .into_inner()
             .image
             .unwrap();
+        assert!(
+            img.repo_digests.contains(&format!(
+                "registry.k8s.io/test/busybox@{}",
+                layout.digest("index")
+            )),
+            "{img:?}"
+        );
         assert!(
             img.repo_tags
                 .contains(&"registry.k8s.io/test/busybox:1".to_string()),
@@ -497,8 +729,9 @@ fn mirrors_are_tried_in_order_then_the_upstream() {
             "{msg}"
         );
     });
+    let stderr = berthd.stderr();
     assert!(
-        berthd.stderr().contains("endpoint failed, trying the next"),
+        stderr.contains("endpoint failed, trying the next") && stderr.contains("blob fetch failed"),
         "fallbacks are logged"
     );
 }
@@ -524,7 +757,25 @@ fn pull_with_credentials() {
         ),
     )
     .unwrap();
-    let plain = format!("[registry]\nplain_http = [\"{}\"]\n", reg.addr);
+    // mirrored.example: the auth registry as its mirror, and a dead upstream.
+    let certs = tempfile::tempdir().unwrap();
+    let mirrored = certs.path().join("mirrored.example");
+    fs::create_dir_all(&mirrored).unwrap();
+    fs::write(
+        mirrored.join("hosts.toml"),
+        format!(
+            "server = \"http://127.0.0.1:{}\"\n[host.\"http://{}\"]\n",
+            free_port(),
+            reg.addr
+        ),
+    )
+    .unwrap();
+    let plain = format!(
+        "[registry]\nplain_http = [\"{}\"]\nconfig_path = \"{}\"\n",
+        reg.addr,
+        certs.path().display()
+    );
+    let mirrored_tag = "mirrored.example/private/busybox:1";
     let with_docker = format!("{plain}docker_config = \"{}\"\n", docker_config.display());
     let rt = runtime();
 
@@ -561,6 +812,14 @@ fn pull_with_credentials() {
             ..Default::default()
         };
         assert_eq!(pull(&mut c, &tag, Some(encoded)).await.unwrap(), id);
+        // The pull's credential is for mirrored.example, not for its mirror: not sent there.
+        let basic = AuthConfig {
+            username: USER.into(),
+            password: PASSWORD.into(),
+            ..Default::default()
+        };
+        let err = pull(&mut c, mirrored_tag, Some(basic)).await.unwrap_err();
+        assert!(err.message().contains(&reg.addr), "{}", err.message());
     });
     drop(berthd);
 
@@ -568,6 +827,8 @@ fn pull_with_credentials() {
     rt.block_on(async {
         let mut c = berthd.images().await;
         assert_eq!(pull(&mut c, &tag, None).await.unwrap(), id);
+        // The mirror gets the docker config's credential for its own host.
+        assert_eq!(pull(&mut c, mirrored_tag, None).await.unwrap(), id);
     });
 }
 
@@ -596,6 +857,342 @@ fn layer_larger_than_max_layer_bytes_fails_the_pull() {
     assert_eq!(count_files(&berthd.root().join("image/layers")), 0);
 }
 
+/// `[registry] pinned_images`: the image is pinned when pulled, and RemoveImage refuses
+/// it with FailedPrecondition naming it.
+fn pinned_images_are_not_removed() {
+    let layout = Layout::build();
+    let reg = Registry::start(false);
+    reg.push(&layout, "busybox", "test/pause:1", false);
+    let tag = format!("{}/test/pause:1", reg.addr);
+    let berthd = Berthd::start(&format!(
+        "[registry]\nplain_http = [\"{}\"]\npinned_images = [\"{tag}\"]\n",
+        reg.addr
+    ));
+    runtime().block_on(async {
+        let mut c = berthd.images().await;
+        let id = pull(&mut c, &tag, None).await.unwrap();
+        let img = c
+            .image_status(ImageStatusRequest {
+                image: spec(&id),
+                verbose: false,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .image
+            .unwrap();
+        assert!(img.pinned, "{img:?}");
+        let err = c
+            .remove_image(RemoveImageRequest { image: spec(&tag) })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+        assert!(err.message().contains("pinned"), "{}", err.message());
+        assert_eq!(status_id(&mut c, &tag).await, Some(id));
+    });
+}
+
+/// berthd SIGKILLed in the middle of a layer download: after a restart the store holds
+/// no temp files, a new pull succeeds, and after its removal ImageFsInfo counts nothing
+/// left over (blobs and layers of the killed pull are collected).
+fn killed_pull_then_restart_leaves_nothing_stray() {
+    let layout = Layout::build();
+    let reg = Registry::start(false);
+    reg.push(&layout, "busybox", "test/busybox:1", false);
+    let proxy = SlowProxy::start(&reg.addr);
+    let tag = format!("{}/test/busybox:1", proxy.addr);
+    let mut berthd = Berthd::start(&format!("[registry]\nplain_http = [\"{}\"]\n", proxy.addr));
+    let socket = berthd.socket();
+    let pull_tag = tag.clone();
+    let puller = std::thread::spawn(move || {
+        runtime().block_on(async {
+            let channel = Endpoint::try_from("http://[::1]:50051")
+                .unwrap()
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let socket = socket.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(socket).await?;
+                        Ok::<_, std::io::Error>(TokioIo::new(stream))
+                    }
+                }))
+                .await
+                .unwrap();
+            pull(&mut ImageServiceClient::new(channel), &pull_tag, None).await
+        })
+    });
+    // Kill once a few hundred kB of the ~1 MB busybox layer have come through.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while proxy.forwarded.load(Ordering::SeqCst) < 300_000 {
+        assert!(Instant::now() < deadline, "the pull did not progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    berthd.kill_and_restart();
+    assert!(puller.join().unwrap().is_err(), "the killed pull failed");
+
+    let store = berthd.root().join("image");
+    assert_eq!(temp_names(&store), Vec::<PathBuf>::new());
+    assert_eq!(count_files(&store.join("ingest")), 0);
+    runtime().block_on(async {
+        let mut c = berthd.images().await;
+        assert_eq!(status_id(&mut c, &tag).await, None);
+        let id = pull(&mut c, &tag, None).await.unwrap();
+        assert_eq!(id, layout.digest("config-amd64"));
+        c.remove_image(RemoveImageRequest { image: spec(&id) })
+            .await
+            .unwrap();
+        let fs_info = c
+            .image_fs_info(ImageFsInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let used = fs_info.image_filesystems[0].used_bytes.unwrap().value;
+        assert!(used < 100_000, "only empty directories and records: {used}");
+    });
+    assert_eq!(count_files(&store.join("blobs/sha256")), 0);
+    assert_eq!(count_files(&store.join("layers")), 0);
+}
+
+/// A CA and a certificate it signed for 127.0.0.1, made with openssl in `dir`:
+/// (ca.crt, server.crt, server.key).
+fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=berth test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.crt",
+    ]);
+    (
+        dir.join("ca.crt"),
+        dir.join("server.crt"),
+        dir.join("server.key"),
+    )
+}
+
+/// An HTTPS registry with a certificate from a private CA: refused without the CA,
+/// pulled with hosts.toml `ca`, and with `skip_verify`.
+fn private_ca_from_hosts_toml() {
+    let layout = Layout::build();
+    let certs_dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certs(certs_dir.path());
+    let reg = Registry::start_with(false, Some((&cert, &key)));
+    reg.push(&layout, "busybox", "test/busybox:1", false);
+    let certs = tempfile::tempdir().unwrap();
+    let hosts = |registry: &str, text: String| {
+        let d = certs.path().join(registry);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("hosts.toml"), text).unwrap();
+    };
+    hosts(
+        "no-ca.example",
+        format!("server = \"https://{}\"\n", reg.addr),
+    );
+    hosts(
+        "with-ca.example",
+        format!(
+            "server = \"https://{}\"\nca = \"{}\"\n",
+            reg.addr,
+            ca.display()
+        ),
+    );
+    hosts(
+        "insecure.example",
+        format!("[host.\"https://{}\"]\nskip_verify = true\n", reg.addr),
+    );
+    let berthd = Berthd::start(&format!(
+        "[registry]\nconfig_path = \"{}\"\n",
+        certs.path().display()
+    ));
+    let id = layout.digest("config-amd64");
+    runtime().block_on(async {
+        let mut c = berthd.images().await;
+        let err = pull(&mut c, "no-ca.example/test/busybox:1", None)
+            .await
+            .unwrap_err();
+        assert!(err.message().contains(&reg.addr), "{}", err.message());
+        for name in [
+            "with-ca.example/test/busybox:1",
+            "insecure.example/test/busybox:1",
+        ] {
+            let got = pull(&mut c, name, None).await;
+            assert_eq!(got.map_err(|e| e.to_string()), Ok(id.clone()), "{name}");
+        }
+    });
+}
+
+/// base64 (standard alphabet, with padding) or base64url (no padding).
+fn base64(data: &[u8], url: bool) -> String {
+    let alphabet: &[u8] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(alphabet[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+        if !url {
+            out.push_str(&"=".repeat(3 - chunk.len()));
+        }
+    }
+    out
+}
+
+/// A registry token (JWT, RS256) for pulling `repository`, signed with openssl by a
+/// self-signed key made in `dir`; returns (token, signer certificate).
+fn mint_token(dir: &Path, repository: &str) -> (String, PathBuf) {
+    fs::create_dir_all(dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=berth token signer",
+        "-keyout",
+        "signer.key",
+        "-out",
+        "signer.crt",
+    ]);
+    let der = run(&["x509", "-in", "signer.crt", "-outform", "DER"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [base64(&der, false)]});
+    let claims = serde_json::json!({
+        "iss": "berth-issuer", "sub": "berth", "aud": "berth-registry",
+        "exp": now + 3600, "nbf": now - 60, "iat": now - 60, "jti": "berth-test",
+        "access": [{"type": "repository", "name": repository, "actions": ["pull"]}],
+    });
+    let signing_input = format!(
+        "{}.{}",
+        base64(header.to_string().as_bytes(), true),
+        base64(claims.to_string().as_bytes(), true)
+    );
+    fs::write(dir.join("input"), &signing_input).unwrap();
+    let sig = run(&["dgst", "-sha256", "-sign", "signer.key", "input"]);
+    (
+        format!("{signing_input}.{}", base64(&sig, true)),
+        dir.join("signer.crt"),
+    )
+}
+
+/// A registry that takes bearer tokens only: refused anonymously, pulled with the CRI
+/// `registry_token`.
+fn pull_with_a_registry_token() {
+    let layout = Layout::build();
+    let open = Registry::start(false);
+    open.push(&layout, "busybox", "private/busybox:1", false);
+    let keys = tempfile::tempdir().unwrap();
+    let (token, signer) = mint_token(keys.path(), "private/busybox");
+    let reg = Registry::start_token_auth(&open.data(), &signer);
+    assert!(reg.status_line("/v2/").unwrap().contains("401"));
+    let berthd = Berthd::start(&format!("[registry]\nplain_http = [\"{}\"]\n", reg.addr));
+    let tag = format!("{}/private/busybox:1", reg.addr);
+    runtime().block_on(async {
+        let mut c = berthd.images().await;
+        let err = pull(&mut c, &tag, None).await.unwrap_err();
+        assert!(err.message().contains(&reg.addr), "{}", err.message());
+        // The same claims under another key's signature are refused.
+        let (forged, _) = mint_token(&keys.path().join("other"), "private/busybox");
+        let forged = format!(
+            "{}.{}",
+            token.rsplit_once('.').unwrap().0,
+            forged.rsplit_once('.').unwrap().1
+        );
+        let forged = AuthConfig {
+            registry_token: forged,
+            ..Default::default()
+        };
+        assert!(pull(&mut c, &tag, Some(forged)).await.is_err());
+        let bearer = AuthConfig {
+            registry_token: token,
+            ..Default::default()
+        };
+        let got = pull(&mut c, &tag, Some(bearer)).await;
+        assert_eq!(
+            got.map_err(|e| e.to_string()),
+            Ok(layout.digest("config-amd64"))
+        );
+    });
+}
+
 /// Own harness (libtest-mimic): a missing prerequisite marks every test ignored with the
 /// reason, and fails it when `CI` is set (CI must run them).
 fn main() {
@@ -608,14 +1205,24 @@ fn main() {
             pull_status_list_remove_and_fs_info_over_cri,
         ),
         (
-            "concurrent_pulls_of_one_image_both_succeed",
-            concurrent_pulls_of_one_image_both_succeed,
+            "concurrent_pulls_of_one_image_download_it_once",
+            concurrent_pulls_of_one_image_download_it_once,
         ),
         (
             "mirrors_are_tried_in_order_then_the_upstream",
             mirrors_are_tried_in_order_then_the_upstream,
         ),
         ("pull_with_credentials", pull_with_credentials),
+        ("pull_with_a_registry_token", pull_with_a_registry_token),
+        (
+            "killed_pull_then_restart_leaves_nothing_stray",
+            killed_pull_then_restart_leaves_nothing_stray,
+        ),
+        ("private_ca_from_hosts_toml", private_ca_from_hosts_toml),
+        (
+            "pinned_images_are_not_removed",
+            pinned_images_are_not_removed,
+        ),
         (
             "layer_larger_than_max_layer_bytes_fails_the_pull",
             layer_larger_than_max_layer_bytes_fails_the_pull,

@@ -1381,6 +1381,7 @@ fn main() {
         let _ = std::process::Command::new("ip")
             .args(["link", "del", &shared().network.bridge])
             .status();
+        shared().registry.stop();
     }
     conclusion.exit();
 }

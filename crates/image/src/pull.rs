@@ -78,7 +78,34 @@ pub struct Puller {
     clients: Mutex<HashMap<ClientKey, oci_client::Client>>,
     /// One lock per reference being pulled: a second pull of the same reference waits for
     /// the first and then finds its content in the store.
-    in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    in_flight: Gates,
+    /// One lock per blob being downloaded: pulls of different references sharing a blob
+    /// download it once (the later one waits, then finds it stored).
+    blobs_in_flight: Gates,
+}
+
+/// Named async locks, each kept only while someone holds or waits for it.
+#[derive(Default)]
+struct Gates(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl Gates {
+    /// Runs `work` while holding the lock named `key`.
+    async fn run<T>(&self, key: &str, work: impl Future<Output = T>) -> T {
+        let gate = {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(key.to_string()).or_default().clone()
+        };
+        let result = {
+            let _held = gate.lock().await;
+            work.await
+        };
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map and this call hold it: nobody else waits, drop the entry.
+        if Arc::strong_count(&gate) == 2 {
+            map.remove(key);
+        }
+        result
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -138,7 +165,8 @@ impl Puller {
             store,
             config,
             clients: Mutex::new(HashMap::new()),
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: Gates::default(),
+            blobs_in_flight: Gates::default(),
         }
     }
 
@@ -181,17 +209,22 @@ impl Puller {
         Ok(client)
     }
 
-    /// The credential to use: the caller's, or else the docker config's for the registry,
-    /// or else anonymous.
+    /// The credential for the registry itself: the caller's, or else the docker config's
+    /// for the registry, or else anonymous.
     fn credentials(&self, registry: &str, auth: &RegistryAuth) -> Result<RegistryAuth> {
         if *auth != RegistryAuth::Anonymous {
             return Ok(auth.clone());
         }
+        self.docker_credentials(registry)
+    }
+
+    /// The docker config's credential for `host`, or anonymous.
+    fn docker_credentials(&self, host: &str) -> Result<RegistryAuth> {
         let Some(path) = &self.config.docker_config else {
             return Ok(RegistryAuth::Anonymous);
         };
         Ok(DockerConfig::load(path)?
-            .lookup(registry)?
+            .lookup(host)?
             .unwrap_or(RegistryAuth::Anonymous))
     }
 
@@ -200,24 +233,14 @@ impl Puller {
     ///
     /// The registry's endpoints (see [`hosts`]) are tried in order for the manifest: on any
     /// failure there (connection refused, 404, 5xx, ...) the next one is tried; the content
-    /// then comes from the endpoint that answered. Concurrent pulls of one reference run one
-    /// after the other, the later ones finding the content already stored.
+    /// then comes from the endpoint that answered (blobs it fails to serve from the others).
+    /// Concurrent pulls of one reference run one after the other, the later ones finding
+    /// the content already stored; a blob shared by concurrent pulls is downloaded once.
     pub async fn pull(&self, reference: &Reference, auth: &RegistryAuth) -> Result<ImageRecord> {
         let shown = reference.to_string();
-        let gate = {
-            let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(shown.clone()).or_default().clone()
-        };
-        let result = {
-            let _one_at_a_time = gate.lock().await;
-            self.pull_once(reference, auth).await
-        };
-        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        // Only the map and this call hold it: nobody else waits, drop the entry.
-        if Arc::strong_count(&gate) == 2 {
-            map.remove(&shown);
-        }
-        result
+        self.in_flight
+            .run(&shown, self.pull_once(reference, auth))
+            .await
     }
 
     async fn pull_once(&self, reference: &Reference, auth: &RegistryAuth) -> Result<ImageRecord> {
@@ -240,30 +263,40 @@ impl Puller {
                 crate::reference::DEFAULT_TAG.into(),
             ),
         };
-        let auth = self.credentials(reference.domain(), auth)?;
         let endpoints = hosts::endpoints(
             self.config.hosts_dir.as_deref(),
             reference.domain(),
             &self.config.plain_http,
         )?;
+        // The pull's credential goes to the upstream only; a mirror gets the docker
+        // config's credential for its own host, if any (as containerd: a mirror is another
+        // party, not to be handed the registry's password).
+        let upstream_auth = self.credentials(reference.domain(), auth)?;
+        let auths = endpoints
+            .iter()
+            .map(|e| {
+                if e.upstream {
+                    Ok(upstream_auth.clone())
+                } else {
+                    self.docker_credentials(&e.host)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
 
         // Resolve: the first endpoint that serves the manifest wins.
         let mut failures = Vec::new();
         let mut resolved = None;
-        for e in &endpoints {
+        for (i, e) in endpoints.iter().enumerate() {
             if !e.pull || (!e.resolve && reference.digest().is_none()) {
                 continue;
             }
-            let client = self.client(e, &auth)?;
-            let mut r = oci_ref.clone();
-            if !(e.upstream && e.host == reference.domain()) {
-                r.set_mirror_registry(e.host.clone());
-            }
+            let client = self.client(e, &auths[i])?;
+            let r = endpoint_ref(&oci_ref, e, reference.domain());
             let scheme = if e.plain_http { "http" } else { "https" };
-            match client.pull_manifest_raw(&r, &auth, ACCEPTED).await {
+            match client.pull_manifest_raw(&r, &auths[i], ACCEPTED).await {
                 Ok((bytes, _)) => {
                     debug!(reference = %shown, endpoint = %e.host, "manifest resolved");
-                    resolved = Some((client, r, bytes));
+                    resolved = Some((i, client, r, bytes));
                     break;
                 }
                 Err(err) => {
@@ -272,18 +305,40 @@ impl Puller {
                 }
             }
         }
-        let Some((client, oci_ref, bytes)) = resolved else {
+        let Some((won, client, resolved_ref, bytes)) = resolved else {
             return Err(bad(if failures.is_empty() {
                 "no endpoint may resolve it (hosts.toml capabilities)".into()
             } else {
                 failures.join("; ")
             }));
         };
+        // Blobs come from the endpoint that resolved, else from the other endpoints that
+        // may serve pulls, in order (content is addressed by digest: any copy will do).
+        let mut sources = vec![Source {
+            client: client.clone(),
+            image: resolved_ref.clone(),
+            host: endpoints[won].host.clone(),
+        }];
+        for (i, e) in endpoints.iter().enumerate() {
+            if i != won && e.pull {
+                let client = self.client(e, &auths[i])?;
+                let image = endpoint_ref(&oci_ref, e, reference.domain());
+                client
+                    .store_auth_if_needed(image.resolve_registry(), &auths[i])
+                    .await;
+                sources.push(Source {
+                    client,
+                    image,
+                    host: e.host.clone(),
+                });
+            }
+        }
+        let oci_ref = resolved_ref;
         let registry_err = |e: oci_client::errors::OciDistributionError| Error::Registry {
             reference: shown.clone(),
             reason: e.to_string(),
         };
-        let auth = &auth;
+        let auth = &auths[won];
         let top_digest = Digest::of(&bytes);
         if let Some(want) = reference.digest() {
             if *want != top_digest {
@@ -347,11 +402,11 @@ impl Puller {
                 )));
             }
         }
-        self.fetch_blob(&client, &oci_ref, &config, &shown).await?;
+        self.fetch_blob(&sources, &config, &shown).await?;
         // Collected first: a lazily mapped iterator makes the future not provably Send.
         let fetches: Vec<_> = layers
             .iter()
-            .map(|l| self.fetch_blob(&client, &oci_ref, l, &shown))
+            .map(|l| self.fetch_blob(&sources, l, &shown))
             .collect();
         stream::iter(fetches)
             .buffer_unordered(self.config.max_concurrent_downloads.max(1))
@@ -373,26 +428,53 @@ impl Puller {
     }
 
     /// Streams one blob into the store (skipped when the store has it), verified against
-    /// the descriptor's digest and size.
-    async fn fetch_blob(
-        &self,
-        client: &oci_client::Client,
-        image: &oci_client::Reference,
-        d: &Descriptor,
-        shown: &str,
-    ) -> Result<()> {
+    /// the descriptor's digest and size, from the first source that serves it whole.
+    async fn fetch_blob(&self, sources: &[Source], d: &Descriptor, shown: &str) -> Result<()> {
+        let key = d.digest.to_string();
+        self.blobs_in_flight
+            .run(&key, self.fetch_blob_once(sources, d, shown))
+            .await
+    }
+
+    async fn fetch_blob_once(&self, sources: &[Source], d: &Descriptor, shown: &str) -> Result<()> {
         if self.store.has_blob(&d.digest) {
             debug!(digest = %d.digest, "blob already in the store");
             return Ok(());
         }
+        let mut failures = Vec::new();
+        for src in sources {
+            match self.fetch_blob_from(src, d, shown).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    warn!(reference = %shown, endpoint = %src.host, digest = %d.digest, error = %e, "blob fetch failed");
+                    failures.push((src.host.clone(), e));
+                }
+            }
+        }
+        if failures.len() == 1 {
+            return Err(failures.remove(0).1);
+        }
+        Err(Error::Registry {
+            reference: shown.to_string(),
+            reason: failures
+                .iter()
+                .map(|(host, e)| format!("{host}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+    }
+
+    async fn fetch_blob_from(&self, src: &Source, d: &Descriptor, shown: &str) -> Result<()> {
         let digest = d.digest.to_string();
-        let mut s = client
-            .pull_blob_stream(image, digest.as_str())
+        let registry_err = |e: oci_client::errors::OciDistributionError| Error::Registry {
+            reference: shown.to_string(),
+            reason: format!("fetch blob {digest}: {e}"),
+        };
+        let mut s = src
+            .client
+            .pull_blob_stream(&src.image, digest.as_str())
             .await
-            .map_err(|e| Error::Registry {
-                reference: shown.to_string(),
-                reason: format!("fetch blob {digest}: {e}"),
-            })?;
+            .map_err(registry_err)?;
         let mut ingest = self.store.ingest(&d.digest, Some(d.size))?;
         while let Some(chunk) = s.next().await {
             let chunk = chunk.map_err(|e| Error::Registry {
@@ -402,9 +484,29 @@ impl Puller {
             ingest.write(&chunk)?;
         }
         let n = ingest.commit()?;
-        debug!(%digest, bytes = n, "blob fetched");
+        debug!(%digest, bytes = n, endpoint = %src.host, "blob fetched");
         Ok(())
     }
+}
+
+/// Where blobs can come from: one endpoint, its client, and the reference as it names it.
+struct Source {
+    client: oci_client::Client,
+    image: oci_client::Reference,
+    host: String,
+}
+
+/// `image` as endpoint `e` serves it: the registry itself, or a mirror (`?ns=<registry>`).
+fn endpoint_ref(
+    image: &oci_client::Reference,
+    e: &Endpoint,
+    registry: &str,
+) -> oci_client::Reference {
+    let mut r = image.clone();
+    if !(e.upstream && e.host == registry) {
+        r.set_mirror_registry(e.host.clone());
+    }
+    r
 }
 
 fn parse_manifest(bytes: &[u8]) -> Result<Manifest, String> {

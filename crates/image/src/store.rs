@@ -521,6 +521,21 @@ impl Store {
         Ok(find(&images, name).cloned())
     }
 
+    /// Pins (or unpins) the image `name` names; None if there is no such image.
+    pub fn set_pinned(&self, name: &str, pinned: bool) -> Result<Option<ImageRecord>> {
+        let _guard = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let images = self.list_unlocked()?;
+        let Some(mut rec) = find(&images, name).cloned() else {
+            return Ok(None);
+        };
+        if rec.pinned != pinned {
+            rec.pinned = pinned;
+            self.write_record(&rec)?;
+            info!(image_id = %rec.id, pinned, "image pin changed");
+        }
+        Ok(Some(rec))
+    }
+
     /// Removes the image `name` names (all its tags), unless it is pinned. Its blobs and
     /// layers stay until `gc`. Removing an image that does not exist is an error
     /// (`ImageNotFound`); CRI callers treat it as success.

@@ -249,3 +249,16 @@ fn config_parsing() {
     assert_eq!(bare.config, Default::default());
     assert!(parse_config(br#"{"rootfs":{"type":"other","diff_ids":[]}}"#).is_err());
 }
+
+#[test]
+fn set_pinned_by_name_guards_removal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let a = add_image(&store, "a:1", "a");
+    assert!(store.set_pinned("nope:1", true).unwrap().is_none());
+    assert!(store.set_pinned("a:1", true).unwrap().unwrap().pinned);
+    assert!(store.status(&a.id.to_string()).unwrap().unwrap().pinned);
+    assert!(matches!(store.remove("a:1"), Err(Error::Pinned(_))));
+    assert!(!store.set_pinned(a.id.hex(), false).unwrap().unwrap().pinned);
+    store.remove("a:1").unwrap();
+}

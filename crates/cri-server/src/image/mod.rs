@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_api::runtime::v1::*;
-use berth_image::{ImageRecord, PullConfig, Puller, Snapshotter, Store};
+use berth_image::{ImageRecord, PullConfig, Puller, Reference, Snapshotter, Store};
+use tracing::info;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -47,6 +48,27 @@ impl ImageService {
             snapshots,
             puller,
         }
+    }
+
+    /// Pins the stored images named in `[registry] pinned_images` (berthd start).
+    pub fn pin_configured(&self) -> Result<()> {
+        for name in &self.config.registry.pinned_images {
+            if let Some(record) = self.store.set_pinned(name, true)? {
+                info!(image = %name, image_id = %record.id, "image pinned");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `[registry] pinned_images` names `reference` (compared normalized).
+    fn is_pinned(&self, reference: &Reference) -> bool {
+        let wanted = reference.to_string();
+        self.config
+            .registry
+            .pinned_images
+            .iter()
+            .filter_map(|name| name.parse::<Reference>().ok())
+            .any(|r| r.to_string() == wanted)
     }
 
     /// Finds an image by the name a CRI `ImageSpec` gives (id, tag or digest, any form).

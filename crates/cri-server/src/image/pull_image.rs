@@ -14,7 +14,11 @@ impl ImageService {
         let reference: Reference = name.parse()?;
         let auth = registry_auth(request.auth.as_ref())?;
         // sandbox_config is not used: no runtime-handler or namespace specific behaviour.
-        let record = self.puller.pull(&reference, &auth).await?;
+        let mut record = self.puller.pull(&reference, &auth).await?;
+        if self.is_pinned(&reference) && !record.pinned {
+            let id = record.id.to_string();
+            record = self.store.set_pinned(&id, true)?.unwrap_or(record);
+        }
         info!(reference = %reference, image_id = %record.id, "PullImage done");
         Ok(PullImageResponse {
             image_ref: record.id.to_string(),

@@ -1,20 +1,29 @@
-//! StreamImages: like ListImages, streamed.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! StreamImages: ListImages, streamed in messages of at most [`IMAGES_PER_MESSAGE`]
+//! images, so that a large store never hits the message size limit.
 
 use berth_api::runtime::v1::{StreamImagesRequest, StreamImagesResponse};
 
 use super::ImageService;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::instrument::ResponseStream;
+
+/// Images per streamed message.
+const IMAGES_PER_MESSAGE: usize = 100;
 
 impl ImageService {
     pub async fn stream_images(
         &self,
-        _request: StreamImagesRequest,
+        request: StreamImagesRequest,
     ) -> Result<ResponseStream<StreamImagesResponse>> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.ImageService/StreamImages",
-        })
+        let images = self.images_matching(request.filter)?;
+        let messages: Vec<_> = images
+            .chunks(IMAGES_PER_MESSAGE)
+            .map(|chunk| {
+                Ok(StreamImagesResponse {
+                    images: chunk.to_vec(),
+                })
+            })
+            .collect();
+        Ok(Box::pin(tokio_stream::iter(messages)))
     }
 }

@@ -24,7 +24,7 @@ impl RuntimeService {
     }
 
     /// Pulls the configured pause image if the store lacks it (containerd does the same:
-    /// the kubelet no longer pulls the sandbox image).
+    /// the kubelet no longer pulls the sandbox image), and pins it.
     async fn ensure_pause_image(&self) -> Result<()> {
         let name = &self.config.pause_image;
         if name.is_empty() || self.sandboxes.images().status(name)?.is_some() {
@@ -39,6 +39,8 @@ impl RuntimeService {
                 ..Default::default()
             })
             .await?;
+        // The infra image is in use by every pod: never removed (CRI `pinned`).
+        self.sandboxes.images().set_pinned(name, true)?;
         Ok(())
     }
 }

@@ -51,7 +51,7 @@ pub fn missing_prerequisite() -> Option<String> {
 
 /// A docker-registry on a free loopback port holding the test images, killed on drop.
 pub struct Registry {
-    child: Child,
+    child: std::sync::Mutex<Child>,
     pub addr: String,
     _dir: tempfile::TempDir,
 }
@@ -82,7 +82,7 @@ impl Registry {
             .spawn()
             .unwrap();
         let reg = Registry {
-            child,
+            child: std::sync::Mutex::new(child),
             addr,
             _dir: dir,
         };
@@ -140,10 +140,18 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Stops the registry (a shared one lives in a static, which is never dropped).
+    pub fn stop(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
