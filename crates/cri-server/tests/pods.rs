@@ -585,6 +585,22 @@ fn stop_and_remove_are_idempotent_and_bad_requests_fail_with_codes() -> TestResu
             err.code() == tonic::Code::NotFound && err.message().contains("example.invalid/none:1"),
             || format!("{err:?}"),
         )?;
+        // A log path that climbs out of the pod's log directory is refused.
+        let mut escaping = container_config("escape", &image, "true");
+        escaping.log_path = "../../../etc/cron.d/berth".into();
+        let err = rt
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: pod_id.clone(),
+                config: Some(escaping),
+                sandbox_config: Some(pod.clone()),
+            })
+            .await
+            .unwrap_err();
+        ensure(
+            err.code() == tonic::Code::InvalidArgument
+                && err.message().contains("../../../etc/cron.d/berth"),
+            || format!("{err:?}"),
+        )?;
         // A command the image lacks fails at create, undone completely.
         let mut missing = container_config("missing", &image, "");
         missing.command = vec!["/no/such/binary".into()];

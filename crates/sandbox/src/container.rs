@@ -72,6 +72,7 @@ impl Sandboxes {
                 meta.name
             )));
         }
+        validate_log_path(&config.log_path)?;
         let pod = self
             .records
             .find_pod(pod_id)
@@ -537,6 +538,21 @@ fn to_exit(e: &ExitStatus) -> Exit {
     }
 }
 
+/// The container's log path must stay inside the pod's log directory: relative, with no
+/// `..` component.
+fn validate_log_path(path: &str) -> Result<()> {
+    let p = std::path::Path::new(path);
+    let escapes = p.is_absolute()
+        || p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+    if escapes {
+        return Err(Error::InvalidArgument(format!(
+            "container log_path {path:?} must be relative to the pod's log directory, without '..'"
+        )));
+    }
+    Ok(())
+}
+
 /// The absolute CRI log path: the pod's log directory joined with the container's.
 fn log_path(pod: &PodRecord, config: &ContainerConfig) -> String {
     if pod.config.log_directory.is_empty() || config.log_path.is_empty() {
@@ -583,6 +599,15 @@ pub(crate) fn parse_signal(s: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_paths_stay_in_the_pod_log_directory() {
+        assert!(validate_log_path("web/0.log").is_ok());
+        assert!(validate_log_path("").is_ok());
+        assert!(validate_log_path("../../etc/cron.d/x").is_err());
+        assert!(validate_log_path("/etc/passwd").is_err());
+        assert!(validate_log_path("a/../../b").is_err());
+    }
 
     #[test]
     fn signals_parse_by_name_and_number() {
