@@ -36,6 +36,25 @@ pub struct Config {
     pub runtime_binary: PathBuf,
     pub cni: CniConfig,
     pub registry: RegistryConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus `/metrics` and `/healthz` endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// `host:port`; loopback by default. Port 0 picks a free port (logged).
+    pub address: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            address: "127.0.0.1:9323".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
@@ -111,6 +130,7 @@ impl Default for Config {
             runtime_binary: PathBuf::new(),
             cni: CniConfig::default(),
             registry: RegistryConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -158,6 +178,146 @@ pub fn helper_binary(configured: &Path, name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
+/// One line of explanation per key, in the order `berthd config default` prints them.
+/// A key missing here fails a unit test, so the printed file always lists every key.
+const KEY_DOCS: &[(&str, &str)] = &[
+    ("socket", "the CRI socket the kubelet connects to"),
+    (
+        "root",
+        "persistent state: images, snapshots, pod and container records",
+    ),
+    ("state", "volatile state: shim sockets, netns pins, bundles"),
+    (
+        "log_level",
+        "a level (error, warn, info, debug, trace) or tracing directives",
+    ),
+    ("log_format", "text or json, on stderr"),
+    (
+        "cgroup_driver",
+        "cgroupfs or systemd; must match the kubelet's cgroupDriver",
+    ),
+    (
+        "cgroup_parent",
+        "cgroup parent of pods the kubelet gives none",
+    ),
+    (
+        "pause_image",
+        "an infra image for every pod; empty: the built-in pause (no pull)",
+    ),
+    (
+        "shim_binary",
+        "berth-shim; empty: the one beside berthd, else on PATH",
+    ),
+    (
+        "runtime_binary",
+        "the runc-compatible runtime; empty: berth-oci beside berthd, else on PATH",
+    ),
+    (
+        "cni.conf_dir",
+        "where CNI network configs are read (the first in name order is used)",
+    ),
+    (
+        "cni.bin_dirs",
+        "where CNI plugin binaries are looked up, in order",
+    ),
+    (
+        "registry.config_path",
+        "registry hosts: <dir>/<host>/hosts.toml (mirrors, TLS), read at each pull",
+    ),
+    (
+        "registry.plain_http",
+        "registries (host:port) spoken to over plain HTTP",
+    ),
+    (
+        "registry.docker_config",
+        "a docker config.json whose auths are used when a pull brings none",
+    ),
+    (
+        "registry.max_concurrent_downloads",
+        "layers of one image fetched at once",
+    ),
+    (
+        "registry.max_layer_bytes",
+        "what one layer may unpack to; a larger one fails its pull",
+    ),
+    (
+        "registry.pinned_images",
+        "images RemoveImage refuses and garbage collection keeps",
+    ),
+    ("metrics.enabled", "serve Prometheus /metrics and /healthz"),
+    (
+        "metrics.address",
+        "host:port of the metrics endpoint (loopback by default)",
+    ),
+];
+
+/// Examples for keys whose default is "unset" (TOML has no null).
+const UNSET_EXAMPLES: &[(&str, &str)] =
+    &[("registry.docker_config", "\"/root/.docker/config.json\"")];
+
+/// The full default configuration as a TOML file with every key commented out: what
+/// `berthd config default` prints and `hack/install` installs.
+pub fn default_toml() -> String {
+    let value = toml::Value::try_from(Config::default()).expect("the default config serializes");
+    let mut out = String::from(
+        "# berthd configuration. Every key is optional; the values shown are the built-in\n\
+         # defaults. Uncomment a line to change it. A key berthd does not know is an error.\n",
+    );
+    let mut section = "";
+    for (key, doc) in KEY_DOCS {
+        let (table, name) = key.split_once('.').unwrap_or(("", key));
+        if table != section {
+            out.push_str(&format!("\n# [{table}]\n"));
+            section = table;
+        } else if table.is_empty() && out.ends_with(".\n") {
+            out.push('\n');
+        }
+        let current = if table.is_empty() {
+            value.get(name)
+        } else {
+            value.get(table).and_then(|t| t.get(name))
+        };
+        let shown = match current {
+            Some(v) => v.to_string(),
+            None => UNSET_EXAMPLES
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, e)| e.to_string())
+                .unwrap_or_default(),
+        };
+        out.push_str(&format!("# {doc}\n# {name} = {shown}\n"));
+    }
+    out
+}
+
+/// Checks a config file: Ok, or the error with the bad key and its line.
+pub fn check_file(path: &Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read config file", path, e))?;
+    toml::from_str(&text).map_err(|e: toml::de::Error| {
+        let start = e.span().map(|s| s.start.min(text.len())).unwrap_or(0);
+        // An unknown field's span is its whole table: point at the key itself.
+        let key_at = e
+            .message()
+            .split('`')
+            .nth(1)
+            .filter(|_| e.message().starts_with("unknown field"))
+            .and_then(|key| {
+                let mut offset = start;
+                text[start..].lines().find_map(|l| {
+                    let here = offset;
+                    offset += l.len() + 1;
+                    let t = l.trim_start();
+                    (t.strip_prefix(key)?.trim_start().starts_with('=')).then_some(here)
+                })
+            });
+        let line = e
+            .span()
+            .map(|_| text[..key_at.unwrap_or(start)].matches('\n').count() + 1);
+        let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+        Error::Config(format!("{}{at}: {}", path.display(), e.message()))
+    })
+}
+
 fn strip(err: Error) -> String {
     match err {
         Error::Config(msg) => msg,
@@ -168,6 +328,50 @@ fn strip(err: Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_toml_lists_every_key_and_uncommented_gives_the_defaults() {
+        let text = default_toml();
+        let uncommented: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.starts_with('[') || l.contains(" = "))
+            .filter(|l| !l.starts_with("docker_config"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(Config::from_toml(&uncommented).unwrap(), Config::default());
+        // Every key of the config has a line.
+        let value = toml::Value::try_from(Config::default()).unwrap();
+        for (k, v) in value.as_table().unwrap() {
+            match v.as_table() {
+                Some(t) => {
+                    for k2 in t.keys() {
+                        let key = format!("{k}.{k2}");
+                        assert!(
+                            KEY_DOCS.iter().any(|(d, _)| *d == key),
+                            "{key} undocumented"
+                        );
+                    }
+                }
+                None => assert!(KEY_DOCS.iter().any(|(d, _)| d == k), "{k} undocumented"),
+            }
+        }
+        assert!(text.contains("# docker_config = \"/root/.docker/config.json\""));
+    }
+
+    #[test]
+    fn check_names_the_bad_key_and_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "socket = \"/x\"\n\n[cni]\nbin_dir = []\n").unwrap();
+        let err = check_file(&path).unwrap_err().to_string();
+        assert!(err.contains("bin_dir") && err.contains("line 4"), "{err}");
+        std::fs::write(&path, "socket = \"/x\"\nlog_format = \"xml\"\n").unwrap();
+        let err = check_file(&path).unwrap_err().to_string();
+        assert!(err.contains("xml") && err.contains("line 2"), "{err}");
+        std::fs::write(&path, "socket = \"/x\"\n").unwrap();
+        assert!(check_file(&path).is_ok());
+    }
 
     #[test]
     fn empty_file_gives_defaults() {

@@ -16,6 +16,7 @@ pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, tonic::Status>>
 
 /// Runs a unary handler inside the per-call span.
 pub(crate) async fn unary<Req, Resp, Fut>(
+    metrics: &crate::metrics::Metrics,
     method: &'static str,
     request: tonic::Request<Req>,
     handler: impl FnOnce(Req) -> Fut,
@@ -31,14 +32,18 @@ where
         let request = request.into_inner();
         debug!(?request, "request");
         let result = handler(request).await;
-        let elapsed_us = started.elapsed().as_micros() as u64;
-        match result {
+        let elapsed = started.elapsed();
+        let elapsed_us = elapsed.as_micros() as u64;
+        let result = match result {
             Ok(response) => {
                 debug!(?response, elapsed_us, "response");
                 Ok(tonic::Response::new(response))
             }
             Err(err) => Err(fail(&err, elapsed_us)),
-        }
+        };
+        let code = result.as_ref().err().map_or(tonic::Code::Ok, |s| s.code());
+        metrics.observe(method, code, elapsed);
+        result
     }
     .instrument(span)
     .await
@@ -47,6 +52,7 @@ where
 /// Runs a server-streaming handler inside the per-call span. The span covers opening
 /// the stream; items are not logged one by one.
 pub(crate) async fn server_stream<Req, Item, Fut>(
+    metrics: &crate::metrics::Metrics,
     method: &'static str,
     request: tonic::Request<Req>,
     handler: impl FnOnce(Req) -> Fut,
@@ -61,14 +67,18 @@ where
         let request = request.into_inner();
         debug!(?request, "request");
         let result = handler(request).await;
-        let elapsed_us = started.elapsed().as_micros() as u64;
-        match result {
+        let elapsed = started.elapsed();
+        let elapsed_us = elapsed.as_micros() as u64;
+        let result = match result {
             Ok(stream) => {
                 debug!(elapsed_us, "stream opened");
                 Ok(tonic::Response::new(stream))
             }
             Err(err) => Err(fail(&err, elapsed_us)),
-        }
+        };
+        let code = result.as_ref().err().map_or(tonic::Code::Ok, |s| s.code());
+        metrics.observe(method, code, elapsed);
+        result
     }
     .instrument(span)
     .await
@@ -118,7 +128,7 @@ macro_rules! cri_service {
                     &self,
                     request: tonic::Request<$req>,
                 ) -> Result<tonic::Response<$resp>, tonic::Status> {
-                    $crate::instrument::unary(concat!($prefix, "/", $name), request, |r| {
+                    $crate::instrument::unary(&self.metrics, concat!($prefix, "/", $name), request, |r| {
                         self.$method(r)
                     })
                     .await
@@ -132,6 +142,7 @@ macro_rules! cri_service {
                     request: tonic::Request<$sreq>,
                 ) -> Result<tonic::Response<Self::$stream>, tonic::Status> {
                     $crate::instrument::server_stream(
+                        &self.metrics,
                         concat!($prefix, "/", $sname),
                         request,
                         |r| self.$smethod(r),

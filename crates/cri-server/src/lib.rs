@@ -11,6 +11,7 @@ mod instrument;
 pub mod config;
 pub mod error;
 pub mod image;
+pub mod metrics;
 pub mod runtime;
 pub mod server;
 

@@ -32,6 +32,27 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// The configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ConfigCommand {
+    /// Prints the full default configuration, every key commented out.
+    Default,
+    /// Checks a configuration file (default: --config, else /etc/berth/config.toml);
+    /// names the bad key and its line.
+    Check {
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
+    },
 }
 
 impl Args {
@@ -108,7 +129,25 @@ fn main() -> ExitCode {
     }
 }
 
+fn config_command(args: &Args, cmd: &ConfigCommand) -> anyhow::Result<()> {
+    match cmd {
+        ConfigCommand::Default => print!("{}", config::default_toml()),
+        ConfigCommand::Check { path } => {
+            let path = path
+                .clone()
+                .or_else(|| args.config.clone())
+                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONFIG_PATH));
+            config::check_file(&path)?;
+            println!("{}: ok", path.display());
+        }
+    }
+    Ok(())
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(Command::Config(cmd)) = &args.command {
+        return config_command(&args, cmd);
+    }
     let cfg = args.config()?;
     init_logging(&cfg)?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "berthd starting");

@@ -19,6 +19,7 @@ use berth_sandbox::{Options, Sandboxes};
 use crate::config::{Config, helper_binary};
 use crate::error::{Error, Result};
 use crate::image::{ImageService, ImageServiceServer};
+use crate::metrics::Metrics;
 use crate::runtime::{RuntimeService, RuntimeServiceServer};
 
 /// The kubelet's own limit for CRI messages, both ways.
@@ -48,22 +49,35 @@ pub async fn serve(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> R
     let listener = bind(&config.socket)?;
     info!(socket = %config.socket.display(), "serving CRI v1");
 
+    let metrics = Metrics::new();
     let image_service = Arc::new(ImageService::new(
         config.clone(),
         images.clone(),
         snapshots.clone(),
+        metrics.clone(),
     ));
     image_service.pin_configured()?;
     let runtime = RuntimeServiceServer::new(RuntimeService::new(
         config.clone(),
-        sandboxes,
+        sandboxes.clone(),
         image_service.clone(),
+        metrics.clone(),
     ))
     .max_decoding_message_size(MAX_MESSAGE_SIZE)
     .max_encoding_message_size(MAX_MESSAGE_SIZE);
     let image = ImageServiceServer::from_arc(image_service)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
+
+    let metrics_task = config.metrics.enabled.then(|| {
+        tokio::spawn(crate::metrics::serve(
+            config.metrics.address.clone(),
+            metrics,
+            sandboxes,
+            config.state.clone(),
+        ))
+    });
+    notify_ready();
 
     // The signal is forwarded so that the grace period starts when it arrives.
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -96,8 +110,35 @@ pub async fn serve(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> R
             }
         }
     };
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     remove_socket(&config.socket);
     result.map_err(|e| Error::Internal(format!("grpc server: {e}")))
+}
+
+/// Tells systemd (Type=notify) that berthd serves: `READY=1` to $NOTIFY_SOCKET, if set.
+fn notify_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let msg = format!("READY=1\nMAINPID={}\n", std::process::id());
+    let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|sock| {
+        let bytes = path.as_encoded_bytes();
+        match bytes.strip_prefix(b"@") {
+            // An abstract socket address.
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                sock.send_to_addr(msg.as_bytes(), &addr)
+            }
+            None => sock.send_to(msg.as_bytes(), &path),
+        }
+    });
+    match sent {
+        Ok(_) => info!("readiness sent to systemd"),
+        Err(e) => warn!(error = %e, "cannot notify systemd"),
+    }
 }
 
 fn sandbox_options(config: &Config) -> Options {

@@ -27,8 +27,9 @@ struct Shared {
     network: Network,
 }
 
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
 fn shared() -> &'static Shared {
-    static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| Shared {
         registry: Registry::start(),
         network: Network::new("berthe2e0", 231),
@@ -880,6 +881,189 @@ fn configured_pause_image_is_pulled_and_runs_the_pod() -> TestResult {
     })
 }
 
+fn http_get_path(addr: &str, path: &str) -> Result<(u16, String), Failed> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("no status line")?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    // hyper sends a sized body (Content-Length), never chunked, for these.
+    let body = body.to_string();
+    Ok((code, body))
+}
+
+/// Parses Prometheus text: every sample line is `name{labels} value`, every family has
+/// HELP and TYPE lines before its samples.
+fn parse_metrics(text: &str) -> Result<HashMap<String, f64>, Failed> {
+    let mut typed = std::collections::HashSet::new();
+    let mut out = HashMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            typed.insert(rest.split(' ').next().unwrap_or("").to_string());
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.rsplit_once(' ').ok_or(format!("bad line {line:?}"))?;
+        let value: f64 = value
+            .parse()
+            .map_err(|_| format!("bad value in {line:?}"))?;
+        let name = key.split('{').next().unwrap_or("");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|f| typed.contains(*f))
+            .unwrap_or(name);
+        ensure(typed.contains(family), || {
+            format!("{name} has no TYPE line")
+        })?;
+        out.insert(key.to_string(), value);
+    }
+    Ok(out)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn metrics_count_a_pod_lifecycle() -> TestResult {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let config = format!("metrics.address = \"{addr}\"");
+    with_berthd_config("/berth-e2e-k", &config, async |b, rt| {
+        let (code, body) = http_get_path(&addr, "/healthz")?;
+        ensure(code == 200 && body.contains("ok"), || {
+            format!("{code} {body}")
+        })?;
+        let before = parse_metrics(&http_get_path(&addr, "/metrics")?.1)?;
+        let image = pull(b).await?;
+        let pod = pod_config("metered", &b.dir.join("logs"));
+        let pod_id = run_pod(rt, pod.clone()).await?;
+        start_container(
+            rt,
+            &pod_id,
+            &pod,
+            container_config("c", &image, "exec sleep 1000"),
+        )
+        .await?;
+        let during = parse_metrics(&http_get_path(&addr, "/metrics")?.1)?;
+        stop_and_remove_pod(rt, &pod_id).await?;
+        let after = parse_metrics(&http_get_path(&addr, "/metrics")?.1)?;
+        let get = |m: &HashMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
+        let calls = |method: &str| {
+            format!("berth_cri_requests_total{{method=\"runtime.v1.{method}\",code=\"OK\"}}")
+        };
+        for (method, n) in [
+            ("RuntimeService/RunPodSandbox", 1.0),
+            ("RuntimeService/CreateContainer", 1.0),
+            ("RuntimeService/StartContainer", 1.0),
+            ("RuntimeService/StopPodSandbox", 1.0),
+            ("RuntimeService/RemovePodSandbox", 1.0),
+            ("ImageService/PullImage", 1.0),
+        ] {
+            let k = calls(method);
+            let moved = get(&after, &k) - get(&before, &k);
+            ensure(moved == n, || format!("{k} moved by {moved}"))?;
+        }
+        let hist = "berth_cri_request_duration_seconds_count{method=\"runtime.v1.RuntimeService/RunPodSandbox\"}";
+        ensure(get(&after, hist) - get(&before, hist) == 1.0, || {
+            hist.into()
+        })?;
+        ensure(get(&during, "berth_pods{state=\"ready\"}") == 1.0, || {
+            format!("{during:?}")
+        })?;
+        ensure(
+            get(&during, "berth_containers{state=\"running\"}") == 1.0,
+            || "running".into(),
+        )?;
+        ensure(get(&during, "berth_shims") == 2.0, || {
+            "two shims (infra and container)".into()
+        })?;
+        ensure(get(&after, "berth_pods{state=\"ready\"}") == 0.0, || {
+            "pod gone".into()
+        })?;
+        ensure(get(&after, "berth_shims") == 0.0, || "shims gone".into())?;
+        let pulls = "berth_image_pulls_total{result=\"success\"}";
+        ensure(get(&after, pulls) - get(&before, pulls) == 1.0, || {
+            pulls.into()
+        })?;
+        ensure(
+            get(&after, "berth_image_pull_bytes_total") > 100_000.0,
+            || "pull bytes".into(),
+        )?;
+        ensure(get(&after, "process_resident_memory_bytes") > 1e6, || {
+            "rss".into()
+        })?;
+        let (code, _) = http_get_path(&addr, "/nope")?;
+        ensure(code == 404, || format!("/nope answered {code}"))
+    })
+}
+
+fn upgraded_berthd_keeps_pods_controllable() -> TestResult {
+    // The "new" berthd is a copy of the binary at another path; the helpers stay where
+    // they are, named in the config.
+    let dir = Path::new(BERTHD).parent().unwrap();
+    let config = format!(
+        "shim_binary = \"{}\"\nruntime_binary = \"{}\"",
+        dir.join("berth-shim").display(),
+        dir.join("berth-oci").display()
+    );
+    with_berthd_config("/berth-e2e-l", &config, async |b, rt| {
+        let image = pull(b).await?;
+        let pod = pod_config("upgraded", &b.dir.join("logs"));
+        let pod_id = run_pod(rt, pod.clone()).await?;
+        let c = start_container(
+            rt,
+            &pod_id,
+            &pod,
+            container_config("c", &image, "exec sleep 1000"),
+        )
+        .await?;
+        let new = b.dir.join("berthd-new");
+        std::fs::copy(BERTHD, &new)?;
+        b.terminate();
+        b.set_binary(new);
+        b.spawn();
+        let mut rt = b.runtime().await;
+        let s = status(&mut rt, &c).await?;
+        ensure(s.state() == ContainerState::ContainerRunning, || {
+            format!("{s:?}")
+        })?;
+        ensure(
+            exec_out(&mut rt, &c, "echo still-here").await? == "still-here",
+            || "exec".into(),
+        )?;
+        let c2 = start_container(
+            &mut rt,
+            &pod_id,
+            &pod,
+            container_config("c2", &image, "exec sleep 1000"),
+        )
+        .await?;
+        ensure(
+            status(&mut rt, &c2).await?.state() == ContainerState::ContainerRunning,
+            || "new container".into(),
+        )?;
+        stop_and_remove_pod(&mut rt, &pod_id).await?;
+        let left = leftovers(b, "/berth-e2e-l");
+        ensure(left.is_empty(), || format!("left behind: {left:#?}"))
+    })
+}
+
 fn twenty_pods_in_parallel_all_come_up() -> TestResult {
     with_berthd("/berth-e2e-h", async |b, _rt| {
         let logs = b.dir.join("logs");
@@ -1372,6 +1556,14 @@ fn main() {
             "configured_pause_image_is_pulled_and_runs_the_pod",
             configured_pause_image_is_pulled_and_runs_the_pod,
         ),
+        (
+            "metrics_count_a_pod_lifecycle",
+            metrics_count_a_pod_lifecycle,
+        ),
+        (
+            "upgraded_berthd_keeps_pods_controllable",
+            upgraded_berthd_keeps_pods_controllable,
+        ),
         ("stats_are_non_zero", stats_are_non_zero),
         (
             "update_container_resources_applies_limits",
@@ -1392,12 +1584,12 @@ fn main() {
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
-    if missing.is_none() {
-        // The shared bridge outlives every test; statics are never dropped.
+    // The shared bridge and registry outlive every test: statics are never dropped.
+    if let Some(shared) = SHARED.get() {
         let _ = std::process::Command::new("ip")
-            .args(["link", "del", &shared().network.bridge])
+            .args(["link", "del", &shared.network.bridge])
             .status();
-        shared().registry.stop();
+        shared.registry.stop();
     }
     conclusion.exit();
 }

@@ -9,6 +9,7 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 
 mod image_fs_info;
 mod image_status;
@@ -27,10 +28,16 @@ pub struct ImageService {
     store: Arc<Store>,
     snapshots: Arc<Snapshotter>,
     puller: Puller,
+    metrics: Arc<Metrics>,
 }
 
 impl ImageService {
-    pub fn new(config: Arc<Config>, store: Arc<Store>, snapshots: Arc<Snapshotter>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<Store>,
+        snapshots: Arc<Snapshotter>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let registry = &config.registry;
         let puller = Puller::new(
             store.clone(),
@@ -47,6 +54,7 @@ impl ImageService {
             store,
             snapshots,
             puller,
+            metrics,
         }
     }
 

@@ -14,7 +14,10 @@ impl ImageService {
         let reference: Reference = name.parse()?;
         let auth = registry_auth(request.auth.as_ref())?;
         // sandbox_config is not used: no runtime-handler or namespace specific behaviour.
-        let mut record = self.puller.pull(&reference, &auth).await?;
+        let pulled = self.puller.pull(&reference, &auth).await;
+        self.metrics
+            .pull(pulled.is_ok(), pulled.as_ref().map_or(0, |r| r.size));
+        let mut record = pulled?;
         if self.is_pinned(&reference) && !record.pinned {
             let id = record.id.to_string();
             record = self.store.set_pinned(&id, true)?.unwrap_or(record);

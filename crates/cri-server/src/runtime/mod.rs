@@ -8,6 +8,7 @@ use berth_sandbox::Sandboxes;
 
 use crate::config::Config;
 use crate::image::ImageService;
+use crate::metrics::Metrics;
 
 mod attach;
 mod checkpoint_container;
@@ -55,14 +56,21 @@ pub struct RuntimeService {
     sandboxes: Arc<Sandboxes>,
     /// For pulling a configured pause image on first use.
     images: Arc<ImageService>,
+    metrics: Arc<Metrics>,
 }
 
 impl RuntimeService {
-    pub fn new(config: Arc<Config>, sandboxes: Arc<Sandboxes>, images: Arc<ImageService>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        sandboxes: Arc<Sandboxes>,
+        images: Arc<ImageService>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         RuntimeService {
             config,
             sandboxes,
             images,
+            metrics,
         }
     }
 

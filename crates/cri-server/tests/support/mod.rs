@@ -238,6 +238,7 @@ impl Drop for Network {
 /// A running berthd with its own root, state dir and socket.
 pub struct Berthd {
     child: Option<Child>,
+    binary: PathBuf,
     pub dir: PathBuf,
     _tmp: tempfile::TempDir,
     config: String,
@@ -268,6 +269,7 @@ impl Berthd {
         );
         let mut b = Berthd {
             child: None,
+            binary: PathBuf::from(BERTHD),
             dir: tmp.path().to_path_buf(),
             _tmp: tmp,
             config,
@@ -297,7 +299,7 @@ impl Berthd {
             .append(true)
             .open(self.dir.join("berthd.log"))
             .unwrap();
-        let child = Command::new(BERTHD)
+        let child = Command::new(&self.binary)
             .arg("--config")
             .arg(&config_path)
             .arg("--socket")
@@ -331,6 +333,26 @@ impl Berthd {
     }
 
     /// SIGKILLs berthd (shims and containers live on).
+    /// Stops berthd with SIGTERM (graceful: pods and shims stay), waiting for it to exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Runs `binary` from now on (at the next spawn): an upgrade.
+    pub fn set_binary(&mut self, binary: PathBuf) {
+        self.binary = binary;
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
