@@ -668,23 +668,35 @@ fn host_network_pod_and_port_mapping() -> TestResult {
             .unwrap()
             .namespace_options = Some(NamespaceOption {
             network: NamespaceMode::Node as i32,
+            pid: NamespaceMode::Node as i32,
+            ipc: NamespaceMode::Node as i32,
             ..Default::default()
         });
         let host_id = run_pod(rt, host.clone()).await?;
-        let c = start_container(
-            rt,
-            &host_id,
-            &host,
-            container_config("c", &image, "exec sleep 1000"),
-        )
-        .await?;
-        let inside = exec_out(rt, &c, "busybox readlink /proc/self/ns/net").await?;
-        let outside = std::fs::read_link("/proc/self/ns/net")?
-            .to_string_lossy()
-            .into_owned();
-        ensure(inside == outside, || {
-            format!("netns {inside} vs host {outside}")
-        })?;
+        // hostNetwork + hostPID + hostIPC: the kubelet sends NODE for the container too.
+        let mut hc = container_config("c", &image, "exec sleep 1000");
+        hc.linux
+            .as_mut()
+            .unwrap()
+            .security_context
+            .as_mut()
+            .unwrap()
+            .namespace_options = Some(NamespaceOption {
+            network: NamespaceMode::Node as i32,
+            pid: NamespaceMode::Node as i32,
+            ipc: NamespaceMode::Node as i32,
+            ..Default::default()
+        });
+        let c = start_container(rt, &host_id, &host, hc).await?;
+        for ns in ["net", "pid", "ipc", "uts"] {
+            let inside = exec_out(rt, &c, &format!("busybox readlink /proc/self/ns/{ns}")).await?;
+            let outside = std::fs::read_link(format!("/proc/self/ns/{ns}"))?
+                .to_string_lossy()
+                .into_owned();
+            ensure(inside == outside, || {
+                format!("{ns} namespace {inside} vs host {outside}")
+            })?;
+        }
 
         let mut mapped = pod_config("mapped", &logs);
         mapped.port_mappings = vec![PortMapping {
