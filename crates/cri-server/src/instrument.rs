@@ -14,6 +14,26 @@ use crate::error::{Error, to_status};
 /// The stream type of every server-streaming RPC.
 pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>>;
 
+/// Items per message of the Stream* list RPCs: a large node never hits the message
+/// size limit.
+pub(crate) const ITEMS_PER_MESSAGE: usize = 100;
+
+/// A list answered as a stream of messages of at most [`ITEMS_PER_MESSAGE`] items (at
+/// least one message, maybe empty).
+pub(crate) fn paged<T: Clone, R: Send + 'static>(
+    items: Vec<T>,
+    wrap: impl Fn(Vec<T>) -> R,
+) -> ResponseStream<R> {
+    let mut messages: Vec<Result<R, tonic::Status>> = items
+        .chunks(ITEMS_PER_MESSAGE)
+        .map(|chunk| Ok(wrap(chunk.to_vec())))
+        .collect();
+    if messages.is_empty() {
+        messages.push(Ok(wrap(Vec::new())));
+    }
+    Box::pin(tokio_stream::iter(messages))
+}
+
 /// Runs a unary handler inside the per-call span.
 pub(crate) async fn unary<Req, Resp, Fut>(
     metrics: &crate::metrics::Metrics,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use berth_api::runtime::v1::runtime_service_client::RuntimeServiceClient;
 use berth_api::runtime::v1::{
     CgroupDriver, CheckpointContainerRequest, NetworkConfig, RuntimeConfig, RuntimeConfigRequest,
-    StatusRequest, StatusResponse, StreamContainersRequest, UpdateRuntimeConfigRequest,
+    StatusRequest, StatusResponse, StreamPodSandboxMetricsRequest, UpdateRuntimeConfigRequest,
     VersionRequest,
 };
 use hyper_util::rt::TokioIo;
@@ -327,12 +327,12 @@ async fn unimplemented_rpcs_say_so_and_name_the_rpc() {
     );
 
     let err = RuntimeServiceClient::new(channel)
-        .stream_containers(StreamContainersRequest::default())
+        .stream_pod_sandbox_metrics(StreamPodSandboxMetricsRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented);
     assert!(
-        err.message().contains("StreamContainers"),
+        err.message().contains("StreamPodSandboxMetrics"),
         "{}",
         err.message()
     );

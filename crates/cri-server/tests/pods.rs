@@ -1100,6 +1100,15 @@ fn twenty_pods_in_parallel_all_come_up() -> TestResult {
             .await?
             .into_inner()
             .items;
+        let mut streamed = rt
+            .stream_pod_sandboxes(StreamPodSandboxesRequest::default())
+            .await?
+            .into_inner();
+        let mut n = 0;
+        while let Some(m) = streamed.message().await? {
+            n += m.pod_sandboxes.len();
+        }
+        ensure(n == 20, || format!("StreamPodSandboxes gave {n} pods"))?;
         let ready = pods
             .iter()
             .filter(|p| p.state() == PodSandboxState::SandboxReady)

@@ -1,20 +1,25 @@
-//! StreamContainerStats: like ListContainerStats, streamed.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! StreamContainerStats: ListContainerStats, streamed in messages of at most 100.
 
-use berth_api::runtime::v1::{StreamContainerStatsRequest, StreamContainerStatsResponse};
+use berth_api::runtime::v1::{
+    ListContainerStatsRequest, StreamContainerStatsRequest, StreamContainerStatsResponse,
+};
 
 use super::RuntimeService;
-use crate::error::{Error, Result};
-use crate::instrument::ResponseStream;
+use crate::error::Result;
+use crate::instrument::{ResponseStream, paged};
 
 impl RuntimeService {
     pub async fn stream_container_stats(
         &self,
-        _request: StreamContainerStatsRequest,
+        request: StreamContainerStatsRequest,
     ) -> Result<ResponseStream<StreamContainerStatsResponse>> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/StreamContainerStats",
-        })
+        let list = self
+            .list_container_stats(ListContainerStatsRequest {
+                filter: request.filter,
+            })
+            .await?;
+        Ok(paged(list.stats, |container_stats| {
+            StreamContainerStatsResponse { container_stats }
+        }))
     }
 }

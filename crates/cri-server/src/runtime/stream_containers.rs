@@ -1,20 +1,25 @@
-//! StreamContainers: like ListContainers, streamed.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! StreamContainers: ListContainers, streamed in messages of at most 100 containers.
 
-use berth_api::runtime::v1::{StreamContainersRequest, StreamContainersResponse};
+use berth_api::runtime::v1::{
+    ListContainersRequest, StreamContainersRequest, StreamContainersResponse,
+};
 
 use super::RuntimeService;
-use crate::error::{Error, Result};
-use crate::instrument::ResponseStream;
+use crate::error::Result;
+use crate::instrument::{ResponseStream, paged};
 
 impl RuntimeService {
     pub async fn stream_containers(
         &self,
-        _request: StreamContainersRequest,
+        request: StreamContainersRequest,
     ) -> Result<ResponseStream<StreamContainersResponse>> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/StreamContainers",
-        })
+        let list = self
+            .list_containers(ListContainersRequest {
+                filter: request.filter,
+            })
+            .await?;
+        Ok(paged(list.containers, |containers| {
+            StreamContainersResponse { containers }
+        }))
     }
 }

@@ -1,20 +1,25 @@
-//! StreamPodSandboxStats: like ListPodSandboxStats, streamed.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! StreamPodSandboxStats: ListPodSandboxStats, streamed in messages of at most 100.
 
-use berth_api::runtime::v1::{StreamPodSandboxStatsRequest, StreamPodSandboxStatsResponse};
+use berth_api::runtime::v1::{
+    ListPodSandboxStatsRequest, StreamPodSandboxStatsRequest, StreamPodSandboxStatsResponse,
+};
 
 use super::RuntimeService;
-use crate::error::{Error, Result};
-use crate::instrument::ResponseStream;
+use crate::error::Result;
+use crate::instrument::{ResponseStream, paged};
 
 impl RuntimeService {
     pub async fn stream_pod_sandbox_stats(
         &self,
-        _request: StreamPodSandboxStatsRequest,
+        request: StreamPodSandboxStatsRequest,
     ) -> Result<ResponseStream<StreamPodSandboxStatsResponse>> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/StreamPodSandboxStats",
-        })
+        let list = self
+            .list_pod_sandbox_stats(ListPodSandboxStatsRequest {
+                filter: request.filter,
+            })
+            .await?;
+        Ok(paged(list.stats, |pod_sandbox_stats| {
+            StreamPodSandboxStatsResponse { pod_sandbox_stats }
+        }))
     }
 }

@@ -1,20 +1,25 @@
-//! StreamPodSandboxes: like ListPodSandbox, streamed in pages for large nodes.
-//!
-//! Not implemented yet: answers `Unimplemented`, never a silent success.
+//! StreamPodSandboxes: ListPodSandbox, streamed in messages of at most 100 pods.
 
-use berth_api::runtime::v1::{StreamPodSandboxesRequest, StreamPodSandboxesResponse};
+use berth_api::runtime::v1::{
+    ListPodSandboxRequest, StreamPodSandboxesRequest, StreamPodSandboxesResponse,
+};
 
 use super::RuntimeService;
-use crate::error::{Error, Result};
-use crate::instrument::ResponseStream;
+use crate::error::Result;
+use crate::instrument::{ResponseStream, paged};
 
 impl RuntimeService {
     pub async fn stream_pod_sandboxes(
         &self,
-        _request: StreamPodSandboxesRequest,
+        request: StreamPodSandboxesRequest,
     ) -> Result<ResponseStream<StreamPodSandboxesResponse>> {
-        Err(Error::Unimplemented {
-            method: "runtime.v1.RuntimeService/StreamPodSandboxes",
-        })
+        let list = self
+            .list_pod_sandbox(ListPodSandboxRequest {
+                filter: request.filter,
+            })
+            .await?;
+        Ok(paged(list.items, |pod_sandboxes| {
+            StreamPodSandboxesResponse { pod_sandboxes }
+        }))
     }
 }
