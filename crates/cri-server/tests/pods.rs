@@ -110,18 +110,79 @@ fn container_config(name: &str, image: &str, script: &str) -> ContainerConfig {
 
 /// Pulls the test image through berthd; returns the image id.
 async fn pull(b: &Berthd) -> Result<String, Failed> {
+    pull_tag(b, "busybox").await
+}
+
+/// Pulls hack/images/build's `tag` through berthd; returns the image id.
+async fn pull_tag(b: &Berthd, tag: &str) -> Result<String, Failed> {
     let resp = b
         .images()
         .await
         .pull_image(PullImageRequest {
             image: Some(ImageSpec {
-                image: shared().registry.busybox(),
+                image: shared().registry.image(tag),
                 ..Default::default()
             }),
             ..Default::default()
         })
         .await?;
     Ok(resp.into_inner().image_ref)
+}
+
+/// What every variant of the busybox image must show inside a container: its files,
+/// with layer 2's whiteouts applied (etc/removed deleted, data/ made opaque).
+const LAYERS_CHECK: &str = "test ! -e /etc/removed && test ! -e /data/old && cat /data/new";
+
+fn pulled_images_run_with_whiteouts_users_and_setuid() -> TestResult {
+    // zstd and uncompressed layers each in a fresh store, so that their own blobs are
+    // unpacked (the variants share diff IDs, hence unpacked layers, with busybox).
+    for tag in ["zstd", "plain"] {
+        with_berthd("/berth-e2e-m", async |b, rt| {
+            let image = pull_tag(b, tag).await?;
+            let pod = pod_config(tag, &b.dir.join("logs"));
+            let pod_id = run_pod(rt, pod.clone()).await?;
+            let c = start_container(
+                rt,
+                &pod_id,
+                &pod,
+                container_config("c", &image, "exec sleep 1000"),
+            )
+            .await?;
+            let out = exec_out(rt, &c, LAYERS_CHECK).await?;
+            ensure(out == "new", || format!("{tag}: {out:?}"))?;
+            stop_and_remove_pod(rt, &pod_id).await
+        })?;
+    }
+    with_berthd("/berth-e2e-m", async |b, rt| {
+        let image = pull_tag(b, "app").await?;
+        let pod = pod_config("app", &b.dir.join("logs"));
+        let pod_id = run_pod(rt, pod.clone()).await?;
+        let c = start_container(
+            rt,
+            &pod_id,
+            &pod,
+            container_config("c", &image, "exec sleep 1000"),
+        )
+        .await?;
+        ensure(exec_out(rt, &c, LAYERS_CHECK).await? == "new", || {
+            "layers".into()
+        })?;
+        // The image's User "app" is resolved in its own /etc/passwd and /etc/group.
+        let id = exec_out(rt, &c, "busybox id").await?;
+        ensure(
+            id == "uid=1000(app) gid=1000(app) groups=1000(app),2000(extra)",
+            || format!("id: {id:?}"),
+        )?;
+        let mode = exec_out(rt, &c, "busybox stat -c %a:%u /usr/bin/suid").await?;
+        ensure(mode == "4755:0", || format!("setuid file: {mode:?}"))?;
+        let s = status(rt, &c).await?;
+        let user = s.user.and_then(|u| u.linux).ok_or("no user")?;
+        ensure(
+            user.uid == 1000 && user.gid == 1000 && user.supplemental_groups.contains(&2000),
+            || format!("{user:?}"),
+        )?;
+        stop_and_remove_pod(rt, &pod_id).await
+    })
 }
 
 async fn run_pod(rt: &mut Rt, config: PodSandboxConfig) -> Result<String, Failed> {
@@ -1580,6 +1641,10 @@ fn main() {
         (
             "metrics_count_a_pod_lifecycle",
             metrics_count_a_pod_lifecycle,
+        ),
+        (
+            "pulled_images_run_with_whiteouts_users_and_setuid",
+            pulled_images_run_with_whiteouts_users_and_setuid,
         ),
         (
             "upgraded_berthd_keeps_pods_controllable",

@@ -57,8 +57,7 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Starts the registry and pushes hack/images/build's `busybox` and `pause` as
-    /// `test/busybox:1` and `test/pause:1`.
+    /// Starts the registry and pushes hack/images/build's images as `test/<tag>:1`.
     pub fn start() -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
@@ -104,7 +103,7 @@ impl Registry {
                 .unwrap()
                 .success()
         );
-        for tag in ["busybox", "pause"] {
+        for tag in ["busybox", "pause", "zstd", "plain", "app"] {
             let st = Command::new("/usr/bin/skopeo")
                 .args([
                     "--insecure-policy",
@@ -136,7 +135,12 @@ impl Registry {
     }
 
     pub fn pause(&self) -> String {
-        format!("{}/test/pause:1", self.addr)
+        self.image("pause")
+    }
+
+    /// `test/<tag>:1`, one of hack/images/build's tags.
+    pub fn image(&self, tag: &str) -> String {
+        format!("{}/test/{tag}:1", self.addr)
     }
 }
 

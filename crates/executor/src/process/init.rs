@@ -453,15 +453,19 @@ fn setup_terminal(cfg: &InitConfig<'_>) -> Result<()> {
 
 fn set_user(process: &Process) -> Result<()> {
     let user = process.user();
-    let mut groups: Vec<u32> = user.additional_gids().clone().unwrap_or_default();
-    groups.retain(|g| *g != user.gid());
-    groups.insert(0, user.gid());
-    groups.dedup();
+    // The supplementary groups are exactly additionalGids (as runc sets them): the primary
+    // gid is one of them only when listed, as Kubernetes lists it.
+    let mut groups: Vec<u32> = Vec::new();
+    for g in user.additional_gids().clone().unwrap_or_default() {
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
     // Keep the permitted set across the uid change; capabilities::apply sets it exactly after.
     sys::prctl(libc::PR_SET_KEEPCAPS, 1).map_err(|e| Error::sys("set keepcaps", e))?;
     // setgroups is denied in a user namespace whose setgroups file says deny; ignore EPERM there
     // only when no supplementary groups were asked for.
-    if let Err(e) = sys::setgroups(&groups[1..]) {
+    if let Err(e) = sys::setgroups(&groups) {
         if user
             .additional_gids()
             .as_ref()
