@@ -1137,6 +1137,67 @@ fn upgraded_berthd_keeps_pods_controllable() -> TestResult {
     })
 }
 
+fn failed_cni_add_undoes_the_pod() -> TestResult {
+    let net = Network::failing("berthfail0", 232);
+    let mut b = Berthd::start(&net, &shared().registry, "/berth-e2e-n");
+    let result = tokio().block_on(async {
+        let mut rt = b.runtime().await;
+        let pod = pod_config("doomed", &b.dir.join("logs"));
+        let err = rt
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(pod.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap_err();
+        ensure(
+            err.message().contains("berth-test-fail refuses ADD"),
+            || format!("{err:?}"),
+        )?;
+        let pods = rt
+            .list_pod_sandbox(ListPodSandboxRequest::default())
+            .await?
+            .into_inner()
+            .items;
+        ensure(pods.is_empty(), || format!("{pods:?}"))?;
+        // Nothing of it is left: no IP, netns, shim, infra process, mount or cgroup.
+        let ips = net.allocated_ips();
+        ensure(ips.is_empty(), || format!("IPs held: {ips:?}"))?;
+        let mut left = mounts_below(&b.dir);
+        for sub in ["netns", "shims", "pods"] {
+            if let Ok(rd) = std::fs::read_dir(b.state().join(sub)) {
+                left.extend(
+                    rd.flatten()
+                        .map(|e| format!("{sub}/{}", e.file_name().to_string_lossy())),
+                );
+            }
+        }
+        left.extend(
+            processes_mentioning(&b.state().to_string_lossy())
+                .into_iter()
+                .filter(|p| !p.contains("berthd")),
+        );
+        ensure(left.is_empty(), || format!("left behind: {left:#?}"))?;
+        // The name is free again: a retry is not AlreadyExists.
+        let err = rt
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(pod),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap_err();
+        ensure(err.code() != tonic::Code::AlreadyExists, || {
+            format!("{err:?}")
+        })
+    });
+    if result.is_err() {
+        eprintln!("--- berthd log ---\n{}", b.log());
+    }
+    b.kill();
+    remove_cgroup_parent("/berth-e2e-n");
+    result
+}
+
 fn twenty_pods_in_parallel_all_come_up() -> TestResult {
     with_berthd("/berth-e2e-h", async |b, _rt| {
         let logs = b.dir.join("logs");
@@ -1643,6 +1704,10 @@ fn main() {
             metrics_count_a_pod_lifecycle,
         ),
         (
+            "failed_cni_add_undoes_the_pod",
+            failed_cni_add_undoes_the_pod,
+        ),
+        (
             "pulled_images_run_with_whiteouts_users_and_setuid",
             pulled_images_run_with_whiteouts_users_and_setuid,
         ),
@@ -1674,6 +1739,7 @@ fn main() {
     if let Some(shared) = SHARED.get() {
         let _ = std::process::Command::new("ip")
             .args(["link", "del", &shared.network.bridge])
+            .stderr(std::process::Stdio::null())
             .status();
         shared.registry.stop();
     }

@@ -149,7 +149,8 @@ impl Sandboxes {
             m.ipc != NamespaceMode::Node,
         )?;
 
-        // Network: a pinned namespace, wired by CNI.
+        // Network: a pinned namespace, wired by CNI below.
+        let mut attach = None;
         if !host_network {
             let ns = netns::NetNs::create(&self.netns_dir(), &id)?;
             let path = ns.path().to_path_buf();
@@ -162,14 +163,15 @@ impl Sandboxes {
             record.netns = Some(path.clone());
             self.records.put_pod(record)?;
             let att = attachment(record, &path, &self.pod_cidr());
-            let result = self.cni.add(&att).await?;
             {
-                let this = self.clone();
+                // DEL is idempotent: undoing an ADD that failed (and was already rolled
+                // back by the CNI code) is harmless.
+                let (this, att) = (self.clone(), att.clone());
                 cleanup.push("cni add", async move {
                     this.cni.del(&att).await.map_err(Error::from)
                 });
             }
-            record.ips = result.ips().iter().map(|ip| ip.to_string()).collect();
+            attach = Some(att);
         }
 
         // The infra process.
@@ -203,15 +205,31 @@ impl Sandboxes {
             let id = id.clone();
             cleanup.push("infra process", async move { this.delete_shim(&id).await });
         }
-        let started = self
-            .start_shim(Launch {
-                id: &id,
-                bundle: &bundle,
-                log_path: None,
-                stdin: false,
-            })
-            .await?;
-        self.shim(&id).await?.start().await?;
+        // CNI ADD and the infra process's start are independent (the process only holds
+        // namespaces; the plugins configure the pinned netns it joins): run them together.
+        let network = async {
+            match &attach {
+                Some(att) => self.cni.add(att).await.map(|r| Some(r.ips())),
+                None => Ok(None),
+            }
+        };
+        let infra = async {
+            let started = self
+                .start_shim(Launch {
+                    id: &id,
+                    bundle: &bundle,
+                    log_path: None,
+                    stdin: false,
+                })
+                .await?;
+            self.shim(&id).await?.start().await?;
+            Ok::<_, Error>(started)
+        };
+        let (network, infra) = tokio::join!(network, infra);
+        let started = infra?;
+        if let Some(ips) = network? {
+            record.ips = ips.iter().map(|ip| ip.to_string()).collect();
+        }
         record.infra_pid = started.pid;
         record.state = PodState::Ready;
         self.records.put_pod(record)

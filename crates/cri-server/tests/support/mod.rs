@@ -165,6 +165,8 @@ pub struct Network {
     pub conf_dir: tempfile::TempDir,
     pub ipam_dir: PathBuf,
     pub bridge: String,
+    /// Where berthd looks for plugins: Debian's, and for [`Network::failing`] a test one.
+    pub bin_dirs: Vec<PathBuf>,
     /// The bridge's (gateway) address: local to the host.
     pub gateway: String,
     pub subnet: String,
@@ -172,6 +174,32 @@ pub struct Network {
 
 impl Network {
     pub fn new(bridge: &str, third_octet: u8) -> Network {
+        Network::with_last_plugin(bridge, third_octet, serde_json::json!({"type": "loopback"}))
+    }
+
+    /// A network whose last plugin, `berth-test-fail`, fails every ADD (and succeeds at
+    /// DEL): RunPodSandbox fails after the bridge plugin has allocated an IP.
+    pub fn failing(bridge: &str, third_octet: u8) -> Network {
+        let mut net = Network::with_last_plugin(
+            bridge,
+            third_octet,
+            serde_json::json!({"type": "berth-test-fail"}),
+        );
+        let bin = net.conf_dir.path().join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let plugin = bin.join("berth-test-fail");
+        fs::write(
+            &plugin,
+            "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then\n  echo '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"berth-test-fail refuses ADD\"}'\n  exit 1\nfi\nexit 0\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&plugin, fs::Permissions::from_mode(0o755)).unwrap();
+        net.bin_dirs.push(bin);
+        net
+    }
+
+    fn with_last_plugin(bridge: &str, third_octet: u8, last: serde_json::Value) -> Network {
         let conf_dir = tempfile::tempdir().unwrap();
         let ipam_dir = conf_dir.path().join("ipam");
         let subnet = format!("10.88.{third_octet}.0/24");
@@ -194,7 +222,7 @@ impl Network {
                     }
                 },
                 {"type": "portmap", "capabilities": {"portMappings": true}},
-                {"type": "loopback"}
+                last
             ]
         });
         fs::write(
@@ -206,6 +234,7 @@ impl Network {
             conf_dir,
             ipam_dir,
             bridge: bridge.to_string(),
+            bin_dirs: vec![PathBuf::from(CNI_BIN)],
             gateway,
             subnet,
         }
@@ -266,9 +295,15 @@ impl Berthd {
             .prefix("b")
             .tempdir_in("/tmp")
             .unwrap();
+        let bin_dirs: Vec<String> = net
+            .bin_dirs
+            .iter()
+            .map(|d| format!("\"{}\"", d.display()))
+            .collect();
         let config = format!(
-            "{extra}\ncgroup_parent = \"{cgroup_parent}\"\n[cni]\nconf_dir = \"{}\"\nbin_dirs = [\"{CNI_BIN}\"]\n[registry]\nplain_http = [\"{}\"]\n",
+            "{extra}\ncgroup_parent = \"{cgroup_parent}\"\n[cni]\nconf_dir = \"{}\"\nbin_dirs = [{}]\n[registry]\nplain_http = [\"{}\"]\n",
             net.conf_dir.path().display(),
+            bin_dirs.join(", "),
             registry.addr
         );
         let mut b = Berthd {
