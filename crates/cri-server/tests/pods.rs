@@ -328,6 +328,10 @@ fn with_berthd_config(
 ) -> TestResult {
     let s = shared();
     let mut b = Berthd::start_with(&s.network, &s.registry, cgroup_parent, extra_config);
+    let _last_resort = ForceCleanup {
+        dir: b.dir.clone(),
+        cgroup_parent: cgroup_parent.to_string(),
+    };
     let result = tokio().block_on(async {
         let mut rt = b.runtime().await;
         let result = f(&mut b, &mut rt).await;
@@ -1140,6 +1144,10 @@ fn upgraded_berthd_keeps_pods_controllable() -> TestResult {
 fn failed_cni_add_undoes_the_pod() -> TestResult {
     let net = Network::failing("berthfail0", 232);
     let mut b = Berthd::start(&net, &shared().registry, "/berth-e2e-n");
+    let _last_resort = ForceCleanup {
+        dir: b.dir.clone(),
+        cgroup_parent: "/berth-e2e-n".into(),
+    };
     let result = tokio().block_on(async {
         let mut rt = b.runtime().await;
         let pod = pod_config("doomed", &b.dir.join("logs"));

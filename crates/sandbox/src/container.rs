@@ -73,18 +73,7 @@ impl Sandboxes {
             )));
         }
         validate_log_path(&config.log_path)?;
-        let pod = self
-            .records
-            .find_pod(pod_id)
-            .ok_or_else(|| Error::NotFound {
-                kind: "pod sandbox",
-                id: pod_id.to_string(),
-            })?;
-        let _pod_guard = self.locks.lock(&pod.id).await;
-        let pod = self.records.pod(&pod.id).ok_or_else(|| Error::NotFound {
-            kind: "pod sandbox",
-            id: pod_id.to_string(),
-        })?;
+        let (_pod_guard, pod) = self.lock_pod(pod_id).await?;
         if !pod.state.can_create_container() {
             return Err(Error::FailedPrecondition(format!(
                 "pod sandbox {} is not ready",
@@ -283,21 +272,7 @@ impl Sandboxes {
 
     /// StartContainer.
     pub async fn start_container(self: &Arc<Self>, id: &str) -> Result<()> {
-        let c = self
-            .records
-            .find_container(id)
-            .ok_or_else(|| Error::NotFound {
-                kind: "container",
-                id: id.to_string(),
-            })?;
-        let _guard = self.locks.lock(&c.id).await;
-        let c = self
-            .records
-            .container(&c.id)
-            .ok_or_else(|| Error::NotFound {
-                kind: "container",
-                id: id.to_string(),
-            })?;
+        let (_guard, c) = self.lock_container(id).await?;
         if !c.state.can_start() {
             return Err(Error::FailedPrecondition(format!(
                 "container {} is {:?}, not created",
@@ -448,13 +423,7 @@ impl Sandboxes {
 
     /// A running container, or the right error.
     pub(crate) fn running(&self, id: &str) -> Result<ContainerRecord> {
-        let c = self
-            .records
-            .find_container(id)
-            .ok_or_else(|| Error::NotFound {
-                kind: "container",
-                id: id.to_string(),
-            })?;
+        let c = self.container_record(id)?;
         if !c.state.can_exec() {
             return Err(Error::FailedPrecondition(format!(
                 "container {} is not running",

@@ -154,6 +154,52 @@ impl Sandboxes {
         });
     }
 
+    /// A visible pod by full id or unique prefix, else NotFound naming `id`.
+    pub fn pod_record(&self, id: &str) -> Result<PodRecord> {
+        self.records.find_pod(id).ok_or_else(|| Error::NotFound {
+            kind: "pod sandbox",
+            id: id.to_string(),
+        })
+    }
+
+    /// A visible container by full id or unique prefix, else NotFound naming `id`.
+    pub fn container_record(&self, id: &str) -> Result<ContainerRecord> {
+        self.records
+            .find_container(id)
+            .ok_or_else(|| Error::NotFound {
+                kind: "container",
+                id: id.to_string(),
+            })
+    }
+
+    /// Takes the lock of a container and reads its record afresh under it.
+    async fn lock_container(
+        &self,
+        id: &str,
+    ) -> Result<(tokio::sync::OwnedMutexGuard<()>, ContainerRecord)> {
+        let found = self.container_record(id)?;
+        let guard = self.locks.lock(&found.id).await;
+        let c = self
+            .records
+            .container(&found.id)
+            .ok_or_else(|| Error::NotFound {
+                kind: "container",
+                id: id.to_string(),
+            })?;
+        Ok((guard, c))
+    }
+
+    /// Takes the lock of a pod and reads its record afresh under it.
+    async fn lock_pod(&self, id: &str) -> Result<(tokio::sync::OwnedMutexGuard<()>, PodRecord)> {
+        let found = self.pod_record(id)?;
+        let guard = self.locks.lock(&found.id).await;
+        let p = self.records.pod(&found.id).ok_or_else(|| Error::NotFound {
+            kind: "pod sandbox",
+            id: id.to_string(),
+        })?;
+        Ok((guard, p))
+    }
+
     fn pod_dir(&self, id: &str) -> PathBuf {
         self.opts.state.join("pods").join(id)
     }

@@ -345,13 +345,7 @@ fn has_cgroup(s: ContainerState) -> bool {
 impl Sandboxes {
     /// ContainerStats of one container (full id or unique prefix).
     pub async fn container_stats(self: &Arc<Self>, id: &str) -> Result<ContainerStats> {
-        let c = self
-            .records
-            .find_container(id)
-            .ok_or_else(|| Error::NotFound {
-                kind: "container",
-                id: id.to_string(),
-            })?;
+        let c = self.container_record(id)?;
         let this = self.clone();
         blocking(move || Ok(this.container_stats_of(&c))).await
     }
@@ -380,10 +374,7 @@ impl Sandboxes {
 
     /// PodSandboxStats of one pod (full id or unique prefix).
     pub async fn pod_stats(self: &Arc<Self>, id: &str) -> Result<PodSandboxStats> {
-        let p = self.records.find_pod(id).ok_or_else(|| Error::NotFound {
-            kind: "pod sandbox",
-            id: id.to_string(),
-        })?;
+        let p = self.pod_record(id)?;
         let this = self.clone();
         blocking(move || Ok(this.pod_stats_of(&p))).await
     }

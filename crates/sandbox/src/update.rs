@@ -29,21 +29,7 @@ impl Sandboxes {
         id: &str,
         resources: LinuxContainerResources,
     ) -> Result<()> {
-        let c = self
-            .records
-            .find_container(id)
-            .ok_or_else(|| Error::NotFound {
-                kind: "container",
-                id: id.to_string(),
-            })?;
-        let _guard = self.locks.lock(&c.id).await;
-        let c = self
-            .records
-            .container(&c.id)
-            .ok_or_else(|| Error::NotFound {
-                kind: "container",
-                id: id.to_string(),
-            })?;
+        let (_guard, c) = self.lock_container(id).await?;
         if !matches!(c.state, ContainerState::Created | ContainerState::Running) {
             return Err(Error::FailedPrecondition(format!(
                 "container {} is {:?}: only a created or running container can be updated",
@@ -75,10 +61,7 @@ impl Sandboxes {
         overhead: Option<LinuxContainerResources>,
         resources: Option<LinuxContainerResources>,
     ) -> Result<()> {
-        let p = self.records.find_pod(id).ok_or_else(|| Error::NotFound {
-            kind: "pod sandbox",
-            id: id.to_string(),
-        })?;
+        let p = self.pod_record(id)?;
         for r in [&overhead, &resources].into_iter().flatten() {
             linux_resources(Some(r), Vec::new(), false)?;
         }

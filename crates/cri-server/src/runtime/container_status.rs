@@ -7,21 +7,14 @@ use berth_api::runtime::v1::{ContainerStatusRequest, ContainerStatusResponse};
 
 use super::RuntimeService;
 use super::convert;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl RuntimeService {
     pub async fn container_status(
         &self,
         request: ContainerStatusRequest,
     ) -> Result<ContainerStatusResponse> {
-        let c = self
-            .sandboxes
-            .records()
-            .find_container(&request.container_id)
-            .ok_or_else(|| Error::NotFound {
-                kind: "container",
-                id: request.container_id.clone(),
-            })?;
+        let c = self.sandboxes.container_record(&request.container_id)?;
         let mut info = HashMap::new();
         if request.verbose {
             let verbose = serde_json::json!({

@@ -6,21 +6,14 @@ use berth_api::runtime::v1::{PodSandboxStatusRequest, PodSandboxStatusResponse};
 
 use super::RuntimeService;
 use super::convert;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl RuntimeService {
     pub async fn pod_sandbox_status(
         &self,
         request: PodSandboxStatusRequest,
     ) -> Result<PodSandboxStatusResponse> {
-        let pod = self
-            .sandboxes
-            .records()
-            .find_pod(&request.pod_sandbox_id)
-            .ok_or_else(|| Error::NotFound {
-                kind: "pod sandbox",
-                id: request.pod_sandbox_id.clone(),
-            })?;
+        let pod = self.sandboxes.pod_record(&request.pod_sandbox_id)?;
         let mut info = HashMap::new();
         if request.verbose {
             let verbose = serde_json::json!({

@@ -433,6 +433,74 @@ impl Drop for Berthd {
     }
 }
 
+/// The last resort of a test that failed or panicked with pods running: on drop, kills
+/// every process of its berthd (by state dir) and of its cgroup parent, unmounts what is
+/// mounted below its dir and removes its cgroups. A test that passed leaves nothing for
+/// it to do.
+pub struct ForceCleanup {
+    pub dir: PathBuf,
+    pub cgroup_parent: String,
+}
+
+impl Drop for ForceCleanup {
+    fn drop(&mut self) {
+        let kill = |pid: &str| {
+            let _ = Command::new("kill")
+                .args(["-9", pid])
+                .stderr(Stdio::null())
+                .status();
+        };
+        for p in processes_mentioning(&self.dir.to_string_lossy()) {
+            if let Some(pid) = p.split(':').next() {
+                kill(pid);
+            }
+        }
+        let parent = self.cgroup_parent.trim_start_matches('/');
+        let mut cgroups = Vec::new();
+        if let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") {
+            for h in hierarchies.flatten() {
+                collect_dirs(&h.path().join(parent), &mut cgroups);
+            }
+        }
+        collect_dirs(&Path::new("/sys/fs/cgroup").join(parent), &mut cgroups);
+        for cg in &cgroups {
+            for file in ["tasks", "cgroup.procs"] {
+                if let Ok(pids) = fs::read_to_string(cg.join(file)) {
+                    pids.lines().for_each(kill);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let mut mounts = mounts_below(&self.dir);
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount")
+                .args(["-l", &m])
+                .stderr(Stdio::null())
+                .status();
+        }
+        cgroups.sort_by_key(|c| std::cmp::Reverse(c.as_os_str().len()));
+        for cg in cgroups {
+            let _ = fs::remove_dir(cg);
+        }
+    }
+}
+
+/// `dir` and every directory below it.
+fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    if !dir.is_dir() {
+        return;
+    }
+    out.push(dir.to_path_buf());
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_dirs(&e.path(), out);
+            }
+        }
+    }
+}
+
 /// Mount points (from /proc/self/mountinfo) below `dir`.
 pub fn mounts_below(dir: &Path) -> Vec<String> {
     let prefix = dir.to_string_lossy().into_owned();
