@@ -49,10 +49,14 @@ fn binaries() -> Vec<&'static str> {
 /// Runs hack/install with `args` (DESTDIR unset unless `env_destdir`) and returns its
 /// stdout; fails the test with its output when it fails.
 fn run_install(args: &[&str], env_destdir: Option<&Path>) -> String {
+    run_install_from(&bin_dir(), args, env_destdir)
+}
+
+fn run_install_from(bins: &Path, args: &[&str], env_destdir: Option<&Path>) -> String {
     let mut cmd = Command::new("bash");
     cmd.arg(repo().join("hack/install"))
         .arg("--bin-dir")
-        .arg(bin_dir())
+        .arg(bins)
         .args(args)
         .env_remove("DESTDIR");
     if let Some(dir) = env_destdir {
@@ -456,6 +460,45 @@ fn prefix_usr_puts_the_unit_under_usr_lib_systemd() {
         None,
     );
     assert_eq!(entries(d), Vec::<PathBuf>::new());
+}
+
+/// The default config comes from `berthd config default` when berthd has it; the bundled
+/// file is the fallback (the berthd under test may not have the subcommand yet, see
+/// `install_into_destdir_...`, which accepts either).
+#[test]
+fn config_comes_from_berthd_config_default_when_it_has_it() {
+    let bins = tempfile::tempdir().unwrap();
+    for bin in ["berth-shim", "berth-oci"] {
+        std::os::unix::fs::symlink(bin_dir().join(bin), bins.path().join(bin)).unwrap();
+    }
+    let fake = bins.path().join("berthd");
+    fs::write(
+        &fake,
+        "#!/bin/sh\n[ \"$1 $2\" = \"config default\" ] || exit 2\necho '# from berthd'\necho '#socket = \"/run/berth/berth.sock\"'\n",
+    )
+    .unwrap();
+    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path().to_str().unwrap();
+    run_install_from(bins.path(), &["--destdir", d], None);
+    assert_eq!(
+        fs::read_to_string(at(dest.path(), CONFIG)).unwrap(),
+        "# from berthd\n#socket = \"/run/berth/berth.sock\"\n"
+    );
+
+    // A berthd that fails (no such subcommand, or built for another machine): the bundled file.
+    fs::write(
+        &fake,
+        "#!/bin/sh\necho 'error: unexpected argument' >&2\nexit 2\n",
+    )
+    .unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path().to_str().unwrap();
+    run_install_from(bins.path(), &["--destdir", d], None);
+    assert_eq!(
+        fs::read(at(dest.path(), CONFIG)).unwrap(),
+        fs::read(repo().join("hack/install.d/config.toml")).unwrap()
+    );
 }
 
 /// hack/install.d/config.toml, installed when berthd has no `config default`, shows every
