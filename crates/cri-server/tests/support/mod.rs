@@ -241,6 +241,8 @@ pub struct Berthd {
     pub dir: PathBuf,
     _tmp: tempfile::TempDir,
     config: String,
+    /// The berthd binary [`Berthd::spawn`] runs: BERTHD unless a test installed another.
+    pub binary: PathBuf,
 }
 
 impl Berthd {
@@ -271,6 +273,7 @@ impl Berthd {
             dir: tmp.path().to_path_buf(),
             _tmp: tmp,
             config,
+            binary: PathBuf::from(BERTHD),
         };
         b.spawn();
         b
@@ -297,7 +300,7 @@ impl Berthd {
             .append(true)
             .open(self.dir.join("berthd.log"))
             .unwrap();
-        let child = Command::new(BERTHD)
+        let child = Command::new(&self.binary)
             .arg("--config")
             .arg(&config_path)
             .arg("--socket")
@@ -335,6 +338,17 @@ impl Berthd {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// SIGTERMs berthd and waits for it to exit, as `systemctl stop` does with the unit's
+    /// KillMode=process (shims and containers live on).
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = rustix::process::Pid::from_raw(c.id() as i32).unwrap();
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            let status = c.wait().unwrap();
+            assert!(status.success(), "berthd exited {status} on SIGTERM");
         }
     }
 
