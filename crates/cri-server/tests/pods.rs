@@ -8,6 +8,7 @@
 mod support;
 
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -907,6 +908,91 @@ fn restart_recovers_pods_containers_and_exits() -> TestResult {
     })
 }
 
+/// An upgrade as docs/node.md describes it: berth installed with hack/install, a pod
+/// running, the binaries replaced by a second hack/install (by rename: the running shims
+/// keep their old copy), berthd stopped with SIGTERM alone (the unit's KillMode=process)
+/// and started from the new binary. The pod and its container are still controllable,
+/// and a container started afterwards runs under the new shim.
+fn upgrade_by_reinstall_and_restart_keeps_pods_controllable() -> TestResult {
+    let destdir = tempfile::tempdir()?;
+    let install = || -> TestResult {
+        let bin_dir = Path::new(BERTHD).parent().unwrap();
+        let out = std::process::Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hack/install"))
+            .arg("--bin-dir")
+            .arg(bin_dir)
+            .arg("--destdir")
+            .arg(destdir.path())
+            .env_remove("DESTDIR")
+            .output()?;
+        ensure(out.status.success(), || {
+            format!("hack/install: {}", String::from_utf8_lossy(&out.stderr))
+        })
+    };
+    install()?;
+    let installed = destdir.path().join("usr/local/bin");
+    with_berthd("/berth-e2e-u", async |b, _rt| {
+        // Run the installed berthd (and so the shim and berth-oci beside it).
+        b.kill();
+        b.binary = installed.join("berthd");
+        b.spawn();
+        let mut rt0 = b.runtime().await;
+        let image = pull(b).await?;
+        let pod = pod_config("upgraded", &b.dir.join("logs"));
+        let pod_id = run_pod(&mut rt0, pod.clone()).await?;
+        let long = start_container(
+            &mut rt0,
+            &pod_id,
+            &pod,
+            container_config("long", &image, "exec sleep 1000"),
+        )
+        .await?;
+        let ino = |name: &str| std::fs::metadata(installed.join(name)).map(|m| m.ino());
+        let before = (ino("berthd")?, ino("berth-shim")?);
+
+        install()?;
+        let after = (ino("berthd")?, ino("berth-shim")?);
+        ensure(before.0 != after.0 && before.1 != after.1, || {
+            format!("binaries not replaced: {before:?} {after:?}")
+        })?;
+        // The running shims still run the binary they started with, now unlinked.
+        let shims: Vec<String> = processes_mentioning(&b.state().to_string_lossy())
+            .into_iter()
+            .filter(|p| p.contains("berth-shim"))
+            .collect();
+        ensure(!shims.is_empty(), || "no shim running".into())?;
+        for shim in &shims {
+            let pid = shim.split(':').next().unwrap();
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe"))?;
+            ensure(exe.to_string_lossy().ends_with(" (deleted)"), || {
+                format!("shim {shim} runs {}", exe.display())
+            })?;
+        }
+
+        b.terminate();
+        b.spawn();
+        let mut rt1 = b.runtime().await;
+        let s = status(&mut rt1, &long).await?;
+        ensure(s.state() == ContainerState::ContainerRunning, || {
+            format!("{s:?}")
+        })?;
+        let out = exec_out(&mut rt1, &long, "echo alive").await?;
+        ensure(out == "alive", || out.clone())?;
+        let fresh = start_container(
+            &mut rt1,
+            &pod_id,
+            &pod,
+            container_config("fresh", &image, "exec sleep 1000"),
+        )
+        .await?;
+        let out = exec_out(&mut rt1, &fresh, "echo new").await?;
+        ensure(out == "new", || out.clone())?;
+        stop_and_remove_pod(&mut rt1, &pod_id).await?;
+        let left = leftovers(b, "/berth-e2e-u");
+        ensure(left.is_empty(), || format!("left behind: {left:#?}"))
+    })
+}
+
 fn configured_pause_image_is_pulled_and_runs_the_pod() -> TestResult {
     let pause = shared().registry.pause();
     let config = format!("pause_image = \"{pause}\"");
@@ -1698,6 +1784,10 @@ fn main() {
         (
             "restart_recovers_pods_containers_and_exits",
             restart_recovers_pods_containers_and_exits,
+        ),
+        (
+            "upgrade_by_reinstall_and_restart_keeps_pods_controllable",
+            upgrade_by_reinstall_and_restart_keeps_pods_controllable,
         ),
         (
             "twenty_pods_in_parallel_all_come_up",

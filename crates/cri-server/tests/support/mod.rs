@@ -275,6 +275,8 @@ pub struct Berthd {
     pub dir: PathBuf,
     _tmp: tempfile::TempDir,
     config: String,
+    /// The berthd binary [`Berthd::spawn`] runs: BERTHD unless a test installed another.
+    pub binary: PathBuf,
 }
 
 impl Berthd {
@@ -312,6 +314,7 @@ impl Berthd {
             dir: tmp.path().to_path_buf(),
             _tmp: tmp,
             config,
+            binary: PathBuf::from(BERTHD),
         };
         b.spawn();
         b
@@ -396,6 +399,17 @@ impl Berthd {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// SIGTERMs berthd and waits for it to exit, as `systemctl stop` does with the unit's
+    /// KillMode=process (shims and containers live on).
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = rustix::process::Pid::from_raw(c.id() as i32).unwrap();
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            let status = c.wait().unwrap();
+            assert!(status.success(), "berthd exited {status} on SIGTERM");
         }
     }
 
