@@ -728,6 +728,17 @@ fn mirrors_are_tried_in_order_then_the_upstream() {
                 && msg.contains(&empty.addr),
             "{msg}"
         );
+        // hosts.toml is read at each pull: a change applies with no restart or reload.
+        hosts(
+            "nowhere.example",
+            format!("server = \"http://{}\"\n", good.addr),
+        );
+        let got = pull(&mut c, "nowhere.example/test/busybox:1", None).await;
+        assert_eq!(
+            got.map_err(|e| e.to_string()),
+            Ok(id.clone()),
+            "after the change"
+        );
     });
     let stderr = berthd.stderr();
     assert!(

@@ -18,7 +18,7 @@ const BERTHD: &str = env!("CARGO_BIN_EXE_berthd");
 const MANIFEST: &str = "/usr/local/share/berth/install.manifest";
 const UNIT: &str = "/etc/systemd/system/berth.service";
 const CONFIG: &str = "/etc/berth/config.toml";
-const CONFLIST: &str = "/etc/cni/net.d/10-berth.conflist";
+const CONFLIST: &str = "/etc/cni/net.d/99-berth.conflist";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -382,7 +382,7 @@ fn existing_cni_config_is_kept_and_no_berth_conflist_is_added() {
     .unwrap();
 
     let said = install(d, &[]);
-    assert!(said.contains("not adding 10-berth.conflist"), "{said}");
+    assert!(said.contains("not adding 99-berth.conflist"), "{said}");
     assert!(!at(d, CONFLIST).exists());
     let installed = files(d);
     let mut want = expected_files();
@@ -462,64 +462,15 @@ fn prefix_usr_puts_the_unit_under_usr_lib_systemd() {
     assert_eq!(entries(d), Vec::<PathBuf>::new());
 }
 
-/// The default config comes from `berthd config default` when berthd has it; the bundled
-/// file is the fallback (the berthd under test may not have the subcommand yet, see
-/// `install_into_destdir_...`, which accepts either).
+/// The default config is exactly what `berthd config default` prints.
 #[test]
-fn config_comes_from_berthd_config_default_when_it_has_it() {
-    let bins = tempfile::tempdir().unwrap();
-    for bin in ["berth-shim", "berth-oci"] {
-        std::os::unix::fs::symlink(bin_dir().join(bin), bins.path().join(bin)).unwrap();
-    }
-    let fake = bins.path().join("berthd");
-    fs::write(
-        &fake,
-        "#!/bin/sh\n[ \"$1 $2\" = \"config default\" ] || exit 2\necho '# from berthd'\necho '#socket = \"/run/berth/berth.sock\"'\n",
-    )
-    .unwrap();
-    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+fn config_is_berthd_config_default() {
     let dest = tempfile::tempdir().unwrap();
-    let d = dest.path().to_str().unwrap();
-    run_install_from(bins.path(), &["--destdir", d], None);
-    assert_eq!(
-        fs::read_to_string(at(dest.path(), CONFIG)).unwrap(),
-        "# from berthd\n#socket = \"/run/berth/berth.sock\"\n"
-    );
-
-    // A berthd that fails (no such subcommand, or built for another machine): the bundled file.
-    fs::write(
-        &fake,
-        "#!/bin/sh\necho 'error: unexpected argument' >&2\nexit 2\n",
-    )
-    .unwrap();
-    let dest = tempfile::tempdir().unwrap();
-    let d = dest.path().to_str().unwrap();
-    run_install_from(bins.path(), &["--destdir", d], None);
-    assert_eq!(
-        fs::read(at(dest.path(), CONFIG)).unwrap(),
-        fs::read(repo().join("hack/install.d/config.toml")).unwrap()
-    );
-}
-
-/// hack/install.d/config.toml, installed when berthd has no `config default`, shows every
-/// key of berthd's Config with its default: uncommenting its `#key = ...` and `#[table]`
-/// lines gives exactly the defaults, serialized. A key added to Config fails this test
-/// until the file lists it.
-#[test]
-fn bundled_config_lists_every_key_with_its_default() {
-    let text = fs::read_to_string(repo().join("hack/install.d/config.toml")).unwrap();
-    let uncommented: String = text
-        .lines()
-        .map(|line| match line.strip_prefix('#') {
-            Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase() || c == '[') => rest,
-            _ => line,
-        })
-        .map(|line| format!("{line}\n"))
-        .collect();
-    let file: toml::Table = uncommented
-        .parse()
-        .unwrap_or_else(|e| panic!("uncommented config.toml: {e}\n{uncommented}"));
-    let defaults = toml::Table::try_from(Config::default()).unwrap();
-    assert_eq!(file, defaults);
-    assert_eq!(Config::from_toml(&uncommented).unwrap(), Config::default());
+    install(dest.path(), &[]);
+    let printed = Command::new(bin_dir().join("berthd"))
+        .args(["config", "default"])
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    assert_eq!(fs::read(at(dest.path(), CONFIG)).unwrap(), printed.stdout);
 }

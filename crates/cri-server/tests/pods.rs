@@ -1176,57 +1176,6 @@ fn metrics_count_a_pod_lifecycle() -> TestResult {
     })
 }
 
-fn upgraded_berthd_keeps_pods_controllable() -> TestResult {
-    // The "new" berthd is a copy of the binary at another path; the helpers stay where
-    // they are, named in the config.
-    let dir = Path::new(BERTHD).parent().unwrap();
-    let config = format!(
-        "shim_binary = \"{}\"\nruntime_binary = \"{}\"",
-        dir.join("berth-shim").display(),
-        dir.join("berth-oci").display()
-    );
-    with_berthd_config("/berth-e2e-l", &config, async |b, rt| {
-        let image = pull(b).await?;
-        let pod = pod_config("upgraded", &b.dir.join("logs"));
-        let pod_id = run_pod(rt, pod.clone()).await?;
-        let c = start_container(
-            rt,
-            &pod_id,
-            &pod,
-            container_config("c", &image, "exec sleep 1000"),
-        )
-        .await?;
-        let new = b.dir.join("berthd-new");
-        std::fs::copy(BERTHD, &new)?;
-        b.terminate();
-        b.set_binary(new);
-        b.spawn();
-        let mut rt = b.runtime().await;
-        let s = status(&mut rt, &c).await?;
-        ensure(s.state() == ContainerState::ContainerRunning, || {
-            format!("{s:?}")
-        })?;
-        ensure(
-            exec_out(&mut rt, &c, "echo still-here").await? == "still-here",
-            || "exec".into(),
-        )?;
-        let c2 = start_container(
-            &mut rt,
-            &pod_id,
-            &pod,
-            container_config("c2", &image, "exec sleep 1000"),
-        )
-        .await?;
-        ensure(
-            status(&mut rt, &c2).await?.state() == ContainerState::ContainerRunning,
-            || "new container".into(),
-        )?;
-        stop_and_remove_pod(&mut rt, &pod_id).await?;
-        let left = leftovers(b, "/berth-e2e-l");
-        ensure(left.is_empty(), || format!("left behind: {left:#?}"))
-    })
-}
-
 fn failed_cni_add_undoes_the_pod() -> TestResult {
     let net = Network::failing("berthfail0", 232);
     let mut b = Berthd::start(&net, &shared().registry, "/berth-e2e-n");
@@ -1808,10 +1757,6 @@ fn main() {
         (
             "pulled_images_run_with_whiteouts_users_and_setuid",
             pulled_images_run_with_whiteouts_users_and_setuid,
-        ),
-        (
-            "upgraded_berthd_keeps_pods_controllable",
-            upgraded_berthd_keeps_pods_controllable,
         ),
         ("stats_are_non_zero", stats_are_non_zero),
         (

@@ -271,7 +271,6 @@ impl Drop for Network {
 /// A running berthd with its own root, state dir and socket.
 pub struct Berthd {
     child: Option<Child>,
-    binary: PathBuf,
     pub dir: PathBuf,
     _tmp: tempfile::TempDir,
     config: String,
@@ -310,7 +309,6 @@ impl Berthd {
         );
         let mut b = Berthd {
             child: None,
-            binary: PathBuf::from(BERTHD),
             dir: tmp.path().to_path_buf(),
             _tmp: tmp,
             config,
@@ -375,26 +373,6 @@ impl Berthd {
     }
 
     /// SIGKILLs berthd (shims and containers live on).
-    /// Stops berthd with SIGTERM (graceful: pods and shims stay), waiting for it to exit.
-    pub fn terminate(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Runs `binary` from now on (at the next spawn): an upgrade.
-    pub fn set_binary(&mut self, binary: PathBuf) {
-        self.binary = binary;
-    }
-
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
