@@ -7,6 +7,7 @@ use berth_api::runtime::v1::*;
 use berth_sandbox::Sandboxes;
 
 use crate::config::Config;
+use crate::streaming::Streaming;
 
 mod attach;
 mod checkpoint_container;
@@ -52,15 +53,18 @@ pub use berth_api::runtime::v1::runtime_service_server::RuntimeServiceServer;
 pub struct RuntimeService {
     config: Arc<Config>,
     sandboxes: Arc<Sandboxes>,
+    /// Where Exec, Attach and PortForward send their clients.
+    streaming: Arc<Streaming>,
     /// The pod CIDR the kubelet sent with UpdateRuntimeConfig; empty until it does.
     pod_cidr: RwLock<String>,
 }
 
 impl RuntimeService {
-    pub fn new(config: Arc<Config>, sandboxes: Arc<Sandboxes>) -> Self {
+    pub fn new(config: Arc<Config>, sandboxes: Arc<Sandboxes>, streaming: Arc<Streaming>) -> Self {
         RuntimeService {
             config,
             sandboxes,
+            streaming,
             pod_cidr: RwLock::new(String::new()),
         }
     }

@@ -1,0 +1,265 @@
+//! The streaming HTTP server: accepts TCP connections, reads one request with hyper,
+//! checks its token and upgrades it to SPDY/3.1 or WebSocket.
+//!
+//! Whatever a client sends, a connection costs nothing lasting: the request head must
+//! arrive within [`HANDSHAKE_TIMEOUT`], one request is served per connection, and a
+//! request that does not upgrade closes it.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_sandbox::Sandboxes;
+use hyper::body::Incoming;
+use hyper::header::{CONNECTION, HeaderValue, UPGRADE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::portforward;
+use super::remotecommand::{self, Version};
+use super::spdy;
+use super::tokens::{Target, TokenError, Tokens};
+use crate::config::StreamingConfig;
+use crate::error::{Error, Result};
+
+/// How long a client has to send its request head.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+const STREAM_PROTOCOL_HEADER: &str = "x-stream-protocol-version";
+
+struct Shared {
+    tokens: Tokens,
+    sandboxes: Arc<Sandboxes>,
+}
+
+/// The running server; dropping it stops accepting (sessions already running go on).
+pub struct Streaming {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    accept: JoinHandle<()>,
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl Streaming {
+    /// Binds the configured address (port 0: an ephemeral port) and starts accepting.
+    pub async fn start(config: &StreamingConfig, sandboxes: Arc<Sandboxes>) -> Result<Streaming> {
+        let bind = SocketAddr::new(config.address, config.port);
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|e| Error::Internal(format!("bind streaming server on {bind}: {e}")))?;
+        let mut addr = listener
+            .local_addr()
+            .map_err(|e| Error::Internal(format!("streaming server address: {e}")))?;
+        if addr.ip().is_unspecified() {
+            // URLs must name a reachable address; a wildcard bind serves loopback too.
+            addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        let shared = Arc::new(Shared {
+            tokens: Tokens::new(),
+            sandboxes,
+        });
+        let accept = tokio::spawn(accept_loop(listener, shared.clone()));
+        info!(address = %addr, "streaming server listening");
+        Ok(Streaming {
+            shared,
+            addr,
+            accept,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stores `target` under a new token and returns its absolute URL.
+    pub fn url_for(&self, target: Target) -> Result<String> {
+        let kind = target.kind();
+        let token = self.shared.tokens.insert(target).map_err(|e| match e {
+            TokenError::Full => Error::FailedPrecondition(e.to_string()),
+            TokenError::Random(_) => Error::Internal(e.to_string()),
+        })?;
+        Ok(format!("http://{}/{kind}/{token}", self.addr))
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "streaming server accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let service = service_fn(move |req| handle(shared.clone(), req));
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HANDSHAKE_TIMEOUT)
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, conn).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => debug!(peer = %peer, error = %e, "streaming connection"),
+                Err(_) => debug!(peer = %peer, "streaming handshake timed out"),
+            }
+        });
+    }
+}
+
+fn plain(status: StatusCode, message: impl Into<String>) -> Response<String> {
+    let mut body: String = message.into();
+    body.push('\n');
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Every value of `name`, comma lists split.
+fn header_values(req: &Request<Incoming>, name: &str) -> Vec<String> {
+    req.headers()
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+fn wants_upgrade_to(req: &Request<Incoming>, protocol: &str) -> bool {
+    header_values(req, CONNECTION.as_str())
+        .iter()
+        .any(|v| v.eq_ignore_ascii_case("upgrade"))
+        && header_values(req, UPGRADE.as_str())
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case(protocol))
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> std::result::Result<Response<String>, Infallible> {
+    Ok(route(shared, req))
+}
+
+fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<String> {
+    let path = req.uri().path().trim_start_matches('/').to_string();
+    let Some((kind, token)) = path.split_once('/') else {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    };
+    if !matches!(kind, "exec" | "attach" | "portforward") {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    }
+    let target = match shared.tokens.take(token) {
+        Some(t) if t.kind() == kind => t,
+        _ => {
+            debug!(
+                kind,
+                "streaming request with an unknown, expired or used token"
+            );
+            return plain(
+                StatusCode::NOT_FOUND,
+                "unknown, expired or already used streaming token",
+            );
+        }
+    };
+    if wants_upgrade_to(&req, "spdy/3.1") {
+        upgrade_spdy(shared, req, target)
+    } else {
+        plain(
+            StatusCode::BAD_REQUEST,
+            "this URL must be upgraded to SPDY/3.1",
+        )
+    }
+}
+
+fn upgrade_spdy(
+    shared: Arc<Shared>,
+    mut req: Request<Incoming>,
+    target: Target,
+) -> Response<String> {
+    let offered = header_values(&req, STREAM_PROTOCOL_HEADER);
+    let chosen: &'static str = match &target {
+        Target::PortForward { .. } => {
+            if !offered.iter().any(|o| o == portforward::PROTOCOL) {
+                return no_protocol(&offered, &[portforward::PROTOCOL]);
+            }
+            portforward::PROTOCOL
+        }
+        Target::Exec { .. } | Target::Attach { .. } => {
+            let version = if offered.is_empty() {
+                Some(Version::V1)
+            } else {
+                Version::negotiate(offered.iter().map(String::as_str))
+            };
+            match version {
+                Some(v) => v.name(),
+                None => {
+                    let names: Vec<&str> = Version::ALL.iter().map(|v| v.name()).collect();
+                    return no_protocol(&offered, &names);
+                }
+            }
+        }
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                debug!(error = %e, "spdy upgrade failed");
+                return;
+            }
+        };
+        let conn = spdy::Connection::start(TokioIo::new(upgraded));
+        let sandboxes = shared.sandboxes.clone();
+        match target {
+            Target::PortForward { pod_id, ports } => {
+                portforward::serve_spdy(sandboxes, pod_id, ports, conn).await
+            }
+            target => {
+                let version = Version::ALL
+                    .into_iter()
+                    .find(|v| v.name() == chosen)
+                    .expect("chosen from the known versions");
+                remotecommand::serve_spdy(sandboxes, target, version, conn).await
+            }
+        }
+    });
+    let mut resp = Response::new(String::new());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(UPGRADE, HeaderValue::from_static("SPDY/3.1"));
+    h.insert(STREAM_PROTOCOL_HEADER, HeaderValue::from_static(chosen));
+    resp
+}
+
+fn no_protocol(offered: &[String], supported: &[&str]) -> Response<String> {
+    plain(
+        StatusCode::FORBIDDEN,
+        format!(
+            "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, \
+             server supports {supported:?}"
+        ),
+    )
+}
