@@ -12,6 +12,7 @@ pub mod remotecommand;
 pub mod server;
 pub mod spdy;
 pub mod tokens;
+pub mod websocket;
 
 pub use server::Streaming;
 

@@ -3,7 +3,8 @@
 //!
 //! Whatever a client sends, a connection costs nothing lasting: the request head must
 //! arrive within [`HANDSHAKE_TIMEOUT`], one request is served per connection, and a
-//! request that does not upgrade closes it.
+//! request that does not upgrade closes it. A token is spent when its request arrives,
+//! whether or not the upgrade then succeeds.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -25,6 +26,7 @@ use super::portforward;
 use super::remotecommand::{self, Version};
 use super::spdy;
 use super::tokens::{Target, TokenError, Tokens};
+use super::websocket;
 use crate::config::StreamingConfig;
 use crate::error::{Error, Result};
 
@@ -185,10 +187,12 @@ fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<String> {
     };
     if wants_upgrade_to(&req, "spdy/3.1") {
         upgrade_spdy(shared, req, target)
+    } else if wants_upgrade_to(&req, "websocket") {
+        upgrade_websocket(shared, req, target)
     } else {
         plain(
             StatusCode::BAD_REQUEST,
-            "this URL must be upgraded to SPDY/3.1",
+            "this URL must be upgraded to SPDY/3.1 or WebSocket",
         )
     }
 }
@@ -251,6 +255,65 @@ fn upgrade_spdy(
     h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(UPGRADE, HeaderValue::from_static("SPDY/3.1"));
     h.insert(STREAM_PROTOCOL_HEADER, HeaderValue::from_static(chosen));
+    resp
+}
+
+fn upgrade_websocket(
+    shared: Arc<Shared>,
+    mut req: Request<Incoming>,
+    target: Target,
+) -> Response<String> {
+    let key = req
+        .headers()
+        .get("sec-websocket-key")
+        .and_then(|k| k.to_str().ok())
+        .map(str::to_owned);
+    let version_ok = header_values(&req, "sec-websocket-version")
+        .iter()
+        .any(|v| v == "13");
+    let (Some(key), true) = (key, version_ok) else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "websocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version 13",
+        );
+    };
+    if let Target::PortForward { .. } = target {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "port forwarding is served over SPDY/3.1 only",
+        );
+    }
+    let offered = header_values(&req, "sec-websocket-protocol");
+    let Some((name, version, base64)) = websocket::negotiate(&offered) else {
+        return no_protocol(&offered, &["v5.channel.k8s.io", "v4.channel.k8s.io"]);
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                websocket::serve_remotecommand(
+                    shared.sandboxes.clone(),
+                    target,
+                    version,
+                    base64,
+                    TokioIo::new(upgraded),
+                )
+                .await
+            }
+            Err(e) => debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    let mut resp = Response::new(String::new());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&websocket::accept_key(&key)) {
+        h.insert("sec-websocket-accept", v);
+    }
+    if let Some(name) = name {
+        h.insert("sec-websocket-protocol", HeaderValue::from_static(name));
+    }
     resp
 }
 
