@@ -5,6 +5,8 @@
 //! Skipped with the reason when not root or a tool is missing; with CI set, a missing
 //! prerequisite fails the run instead.
 
+#[path = "pods/streaming.rs"]
+mod streaming;
 mod support;
 
 use std::collections::HashMap;
@@ -881,6 +883,18 @@ fn main() {
         (
             "twenty_pods_in_parallel_all_come_up",
             twenty_pods_in_parallel_all_come_up,
+        ),
+        (
+            "exec_over_spdy_and_websocket_streams_io_and_exit_status",
+            streaming::exec_over_spdy_and_websocket_streams_io_and_exit_status,
+        ),
+        (
+            "attach_sees_output_sends_input_and_leaves_the_container_running",
+            streaming::attach_sees_output_sends_input_and_leaves_the_container_running,
+        ),
+        (
+            "port_forward_carries_http_into_the_pod_network",
+            streaming::port_forward_carries_http_into_the_pod_network,
         ),
     ];
     let trials = tests

@@ -167,11 +167,20 @@ async fn forward(
         }
         writer.fin(data.id).await;
     };
+    // The forward ends when the pod's side closes (the client may still hold its half
+    // open) or the client goes; the upload is dropped with it.
     tokio::select! {
-        _ = async { tokio::join!(upload, download) } => {}
+        () = download => {}
+        () = upload_then_wait(upload) => {}
         () = gone.wait() => {}
     }
     writer.fin(error.id).await;
+}
+
+/// Runs the upload, then never completes: its end alone does not end the forward.
+async fn upload_then_wait(upload: impl Future<Output = ()>) {
+    upload.await;
+    std::future::pending::<()>().await
 }
 
 /// Connects to the port on the pod's loopback (IPv4, then IPv6); host-network pods

@@ -122,6 +122,9 @@ pub async fn serve(sandboxes: Arc<Sandboxes>, target: Target, version: Version, 
         Target::Attach { .. } => attach(&sandboxes, &target, io).await,
         Target::PortForward { .. } => Outcome::Failed("not a remotecommand request".into()),
     };
+    if let Outcome::Failed(message) = &outcome {
+        warn!(error = %message, "streaming {} failed", target.kind());
+    }
     let _ = out.send(Output::Close(Channel::Stdout)).await;
     let _ = out.send(Output::Close(Channel::Stderr)).await;
     let cmd = match &target {
