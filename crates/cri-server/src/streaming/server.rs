@@ -277,13 +277,10 @@ fn upgrade_websocket(
             "websocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version 13",
         );
     };
-    if let Target::PortForward { .. } = target {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "port forwarding is served over SPDY/3.1 only",
-        );
-    }
     let offered = header_values(&req, "sec-websocket-protocol");
+    if let Target::PortForward { .. } = target {
+        return upgrade_websocket_tunnel(shared, req, target, &key, &offered);
+    }
     let Some((name, version, base64)) = websocket::negotiate(&offered) else {
         return no_protocol(&offered, &["v5.channel.k8s.io", "v4.channel.k8s.io"]);
     };
@@ -314,6 +311,49 @@ fn upgrade_websocket(
     if let Some(name) = name {
         h.insert("sec-websocket-protocol", HeaderValue::from_static(name));
     }
+    resp
+}
+
+/// Port forwarding over WebSocket: SPDY tunnelled in binary messages.
+fn upgrade_websocket_tunnel(
+    shared: Arc<Shared>,
+    mut req: Request<Incoming>,
+    target: Target,
+    key: &str,
+    offered: &[String],
+) -> Response<String> {
+    if !offered
+        .iter()
+        .any(|o| o == websocket::SPDY_TUNNEL_PORTFORWARD)
+    {
+        return no_protocol(offered, &[websocket::SPDY_TUNNEL_PORTFORWARD]);
+    }
+    let Target::PortForward { pod_id, ports } = target else {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let stream = websocket::tunnel(TokioIo::new(upgraded), websocket::Role::Server);
+                let conn = spdy::Connection::start(stream);
+                portforward::serve_spdy(shared.sandboxes.clone(), pod_id, ports, conn).await
+            }
+            Err(e) => debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    let mut resp = Response::new(String::new());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&websocket::accept_key(key)) {
+        h.insert("sec-websocket-accept", v);
+    }
+    h.insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static(websocket::SPDY_TUNNEL_PORTFORWARD),
+    );
     resp
 }
 

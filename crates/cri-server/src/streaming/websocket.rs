@@ -422,6 +422,95 @@ fn decode_base64_message(text: &[u8]) -> Option<Vec<u8>> {
     Some(msg)
 }
 
+/// The subprotocol of SPDY tunnelled through WebSocket for port forwarding, as client-go's
+/// WebSocket port-forward dialer asks for it.
+pub const SPDY_TUNNEL_PORTFORWARD: &str = "SPDY/3.1+portforward.k8s.io";
+
+/// Which end of a WebSocket this side is: clients mask what they send, servers require
+/// masked frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Server,
+    Client,
+}
+
+/// A byte stream carried in binary messages (SPDY tunnelled through WebSocket): what is
+/// written to the returned stream goes out as one message per write, and the payloads of
+/// incoming messages are read from it in order. A close (either way) or a client silent
+/// past the SPDY idle timeout ends it.
+pub fn tunnel<IO>(io: IO, role: Role) -> tokio::io::DuplexStream
+where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let (ws_read, ws_write) = tokio::io::split(io);
+    let (mut t_read, mut t_write) = tokio::io::split(theirs);
+    let (frames_tx, frames_rx) = mpsc::channel::<Vec<u8>>(64);
+    let (closing_tx, mut closing) = watch::channel(false);
+    let mask = move || (role == Role::Client).then_some(rand_mask());
+    tokio::spawn(write_frames(ws_write, frames_rx));
+    let pongs = frames_tx.clone();
+    tokio::spawn(async move {
+        let mut reader = MessageReader::new(ws_read, role == Role::Server);
+        let idle = super::spdy::session::IDLE_TIMEOUT;
+        loop {
+            let limit = if *closing.borrow() {
+                std::time::Duration::from_secs(5)
+            } else {
+                idle
+            };
+            let next = tokio::select! {
+                m = tokio::time::timeout(limit, reader.next()) => m,
+                _ = closing.changed(), if !*closing.borrow() => continue,
+            };
+            match next {
+                Ok(Ok(Some((OP_BINARY, p)))) => {
+                    if t_write.write_all(&p).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(Ok(Some((OP_PING, p)))) => {
+                    let _ = pongs.send(encode_frame(OP_PONG, &p, mask())).await;
+                }
+                Ok(Ok(Some((OP_CLOSE, _)))) => {
+                    let _ = pongs
+                        .send(encode_frame(OP_CLOSE, &1000u16.to_be_bytes(), mask()))
+                        .await;
+                    break;
+                }
+                Ok(Ok(Some(_))) => {}
+                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        let _ = t_write.shutdown().await;
+    });
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match t_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let frame = encode_frame(OP_BINARY, &buf[..n], mask());
+                    if frames_tx.send(frame).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = frames_tx
+            .send(encode_frame(OP_CLOSE, &1000u16.to_be_bytes(), mask()))
+            .await;
+        let _ = closing_tx.send(true);
+    });
+    ours
+}
+
+fn rand_mask() -> [u8; 4] {
+    let mut m = [0u8; 4];
+    let _ = rustix::rand::getrandom(&mut m, rustix::rand::GetRandomFlags::empty());
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -388,6 +388,68 @@ pub fn port_forward_carries_http_into_the_pod_network() -> TestResult {
                 })?;
             }
         }
+        drop(s);
+
+        // The same over WebSocket: SPDY tunnelled in binary messages, as client-go does.
+        let url = rt
+            .port_forward(PortForwardRequest {
+                pod_sandbox_id: pod_id.clone(),
+                port: vec![8080],
+            })
+            .await?
+            .into_inner()
+            .url;
+        let up = upgrade(
+            &url,
+            &[
+                ("Connection", "Upgrade"),
+                ("Upgrade", "websocket"),
+                ("Sec-WebSocket-Version", "13"),
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ("Sec-WebSocket-Protocol", "SPDY/3.1+portforward.k8s.io"),
+            ],
+        )
+        .await?;
+        ensure(up.status == 101, || {
+            format!("ws upgrade {} {}", up.status, up.body)
+        })?;
+        let tunnel = berth_cri_server::streaming::websocket::tunnel(
+            up.stream,
+            berth_cri_server::streaming::websocket::Role::Client,
+        );
+        let mut s = SpdyClient::new(tunnel);
+        let error = s
+            .open(&[
+                ("streamType", "error"),
+                ("port", "8080"),
+                ("requestID", "0"),
+            ])
+            .await?;
+        let data = s
+            .open(&[("streamType", "data"), ("port", "8080"), ("requestID", "0")])
+            .await?;
+        s.send(data, b"GET / HTTP/1.0\r\n\r\n").await?;
+        s.read_until(WAIT, |s| s.fin.contains(&data) && s.fin.contains(&error))
+            .await?;
+        let page = s.text(data);
+        ensure(page.contains("forwarded-ok"), || {
+            format!("tunnelled page {page:?}")
+        })?;
+        // A port the request did not name is refused.
+        let error = s
+            .open(&[
+                ("streamType", "error"),
+                ("port", "8081"),
+                ("requestID", "1"),
+            ])
+            .await?;
+        s.open(&[("streamType", "data"), ("port", "8081"), ("requestID", "1")])
+            .await?;
+        s.read_until(WAIT, |s| s.fin.contains(&error)).await?;
+        ensure(s.text(error).contains("not named"), || {
+            format!("unnamed port error {:?}", s.text(error))
+        })?;
+
         // The page is not on the host's loopback: the connect happened in the pod.
         ensure(
             std::net::TcpStream::connect("127.0.0.1:8080").is_err(),

@@ -9,7 +9,7 @@ use berth_cri_server::streaming::spdy::zlib::{Decoder, Encoder};
 use berth_cri_server::streaming::websocket::{
     MessageReader, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, encode_frame,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -77,8 +77,8 @@ pub async fn upgrade(url: &str, headers: &[(&str, &str)]) -> std::io::Result<Upg
 }
 
 /// A SPDY client: opens streams, sends data, and collects what berthd sends per stream.
-pub struct SpdyClient {
-    stream: TcpStream,
+pub struct SpdyClient<S = TcpStream> {
+    stream: S,
     enc: Encoder,
     dec: Decoder,
     next_id: u32,
@@ -90,8 +90,8 @@ pub struct SpdyClient {
     pub eof: bool,
 }
 
-impl SpdyClient {
-    pub fn new(stream: TcpStream) -> SpdyClient {
+impl<S: AsyncRead + AsyncWrite + Unpin> SpdyClient<S> {
+    pub fn new(stream: S) -> SpdyClient<S> {
         SpdyClient {
             stream,
             enc: Encoder::new(),
@@ -158,7 +158,7 @@ impl SpdyClient {
     pub async fn read_until(
         &mut self,
         timeout: Duration,
-        done: impl Fn(&SpdyClient) -> bool,
+        done: impl Fn(&SpdyClient<S>) -> bool,
     ) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + timeout;
         while !done(self) {
