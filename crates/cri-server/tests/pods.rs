@@ -897,7 +897,7 @@ fn main() {
             streaming::port_forward_carries_http_into_the_pod_network,
         ),
     ];
-    let trials = tests
+    let mut trials: Vec<Trial> = tests
         .iter()
         .map(|&(name, f)| {
             let missing = missing.clone();
@@ -910,6 +910,21 @@ fn main() {
             })
         })
         .collect();
+    // An interoperability check with upstream crictl, which berth does not ship: it runs
+    // when BERTH_CRICTL names a crictl binary, and says why it was skipped otherwise.
+    let crictl = std::env::var_os("BERTH_CRICTL").map(std::path::PathBuf::from);
+    let missing_for_crictl = missing.clone();
+    trials.push(Trial::ignorable_test(
+        "crictl_exec_attach_and_port_forward_interoperate",
+        move || match (missing_for_crictl, crictl) {
+            (Some(reason), _) => Ok(Completion::ignored_with(reason)),
+            (None, None) => Ok(Completion::ignored_with(
+                "BERTH_CRICTL is not set to a crictl binary",
+            )),
+            (None, Some(bin)) => streaming::crictl_exec_attach_and_port_forward_interoperate(bin)
+                .map(|()| Completion::Completed),
+        },
+    ));
     let conclusion = libtest_mimic::run(&args, trials);
     if missing.is_none() {
         // The shared bridge outlives every test; statics are never dropped.

@@ -2,8 +2,8 @@
 //! checks its token and upgrades it to SPDY/3.1 or WebSocket.
 //!
 //! Whatever a client sends, a connection costs nothing lasting: the request head must
-//! arrive within [`HANDSHAKE_TIMEOUT`], one request is served per connection, and a
-//! request that does not upgrade closes it. A token is spent when its request arrives,
+//! arrive within [`HANDSHAKE_TIMEOUT`] (and the connection is dropped if it has not been
+//! upgraded by then), and a request that is refused closes it. A token is spent when its request arrives,
 //! whether or not the upgrade then succeeds.
 
 use std::convert::Infallible;
@@ -112,7 +112,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HANDSHAKE_TIMEOUT)
-                .keep_alive(false)
                 .serve_connection(TokioIo::new(tcp), service)
                 .with_upgrades();
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, conn).await {
@@ -133,6 +132,10 @@ fn plain(status: StatusCode, message: impl Into<String>) -> Response<String> {
         hyper::header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    // One request per connection. Only on refusals: Go's HTTP client drops a
+    // `Connection` header that says `close`, and with it the `Upgrade` of a 101.
+    resp.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
     resp
 }
 
@@ -165,6 +168,7 @@ async fn handle(
 }
 
 fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<String> {
+    debug!(method = %req.method(), path = req.uri().path(), headers = ?req.headers(), "streaming request");
     let path = req.uri().path().trim_start_matches('/').to_string();
     let Some((kind, token)) = path.split_once('/') else {
         return plain(StatusCode::NOT_FOUND, "not found");

@@ -461,3 +461,167 @@ pub fn port_forward_carries_http_into_the_pod_network() -> TestResult {
         ensure(left.is_empty(), || format!("left behind: {left:#?}"))
     })
 }
+
+/// What a crictl run printed and how it ended.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn crictl(b: &Berthd, bin: &std::path::Path, args: &[&str], input: Option<&str>) -> Run {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let endpoint = format!("unix://{}", b.socket().display());
+    let mut child = Command::new("timeout")
+        .args(["-k", "2", "10"])
+        .arg(bin)
+        .args([
+            "--runtime-endpoint",
+            &endpoint,
+            "--image-endpoint",
+            &endpoint,
+        ])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run crictl");
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(i) = input {
+        let _ = stdin.write_all(i.as_bytes());
+    }
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait crictl");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Upstream crictl (given by BERTH_CRICTL) against berthd's streaming server, both
+/// transports: exec with and without stdin and a terminal, exit codes, attach,
+/// port-forward.
+pub fn crictl_exec_attach_and_port_forward_interoperate(bin: std::path::PathBuf) -> TestResult {
+    with_berthd("/berth-e2e-v", async |b, rt| {
+        let image = pull(b).await?;
+        let pod = pod_config("crictl", &b.dir.join("logs"));
+        let pod_id = run_pod(rt, pod.clone()).await?;
+        let c = start_container(
+            rt,
+            &pod_id,
+            &pod,
+            container_config("c", &image, "exec sleep 1000"),
+        )
+        .await?;
+        start_container(
+            rt,
+            &pod_id,
+            &pod,
+            container_config(
+                "srv",
+                &image,
+                "mkdir /www && echo crictl-ok > /www/index.html && exec busybox httpd -f -p 127.0.0.1:8080 -h /www",
+            ),
+        )
+        .await?;
+        let mut config = container_config("echo", &image, "while read l; do echo \"got $l\"; done");
+        config.stdin = true;
+        let echo = start_container(rt, &pod_id, &pod, config).await?;
+        let fail = |what: &str, r: &Run| -> Failed {
+            format!(
+                "{what}: exit {} out {:?} err {:?}",
+                r.code, r.stdout, r.stderr
+            )
+            .into()
+        };
+        for (n, t) in ["spdy", "websocket"].into_iter().enumerate() {
+            eprintln!("crictl over {t}");
+            let r = crictl(
+                b,
+                &bin,
+                &["exec", "-r", t, &c, "busybox", "echo", "hi"],
+                None,
+            );
+            if r.code != 0 || r.stdout != "hi\n" {
+                return Err(fail(&format!("{t} exec echo"), &r));
+            }
+            let r = crictl(
+                b,
+                &bin,
+                &["exec", "-i", "-r", t, &c, "busybox", "cat"],
+                Some("hello"),
+            );
+            if r.code != 0 || r.stdout != "hello" {
+                return Err(fail(&format!("{t} exec -i cat"), &r));
+            }
+            let r = crictl(b, &bin, &["exec", "-r", t, &c, "sh", "-c", "exit 3"], None);
+            // crictl exits 1 and prints client-go's reading of berthd's v4 status.
+            if r.code == 0 || !r.stderr.contains("command terminated with exit code 3") {
+                return Err(fail(&format!("{t} exec exit 3"), &r));
+            }
+            // -t needs a terminal on crictl's side: script(1) gives it one.
+            let endpoint = format!("unix://{}", b.socket().display());
+            let line = format!(
+                "timeout --foreground 20 {} --runtime-endpoint {endpoint} exec -it -r {t} {c} busybox tty",
+                bin.display()
+            );
+            let out = std::process::Command::new("timeout")
+                .args(["30", "script", "-qec", &line, "/dev/null"])
+                .stdin(std::process::Stdio::null())
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if !out.status.success() || !text.contains("/dev/pts/") {
+                return Err(format!("{t} exec -it tty: {:?} {text:?}", out.status).into());
+            }
+            let r = crictl(
+                b,
+                &bin,
+                &["attach", "-i", "-r", t, &echo],
+                Some(&format!("ping-{t}\n")),
+            );
+            if !r.stdout.contains(&format!("got ping-{t}")) {
+                return Err(fail(&format!("{t} attach"), &r));
+            }
+            let local = format!("{}", 18090 + n);
+            let mut pf = std::process::Command::new(&bin)
+                .args([
+                    "--runtime-endpoint",
+                    &endpoint,
+                    "port-forward",
+                    "-r",
+                    t,
+                    &pod_id,
+                    &format!("{local}:8080"),
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()?;
+            let mut page = String::new();
+            for _ in 0..50 {
+                if let Ok(p) = http_get(&format!("127.0.0.1:{local}")) {
+                    page = p;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let _ = pf.kill();
+            let out = pf.wait_with_output()?;
+            ensure(page.contains("crictl-ok"), || {
+                format!(
+                    "{t} port-forward page {page:?}; crictl: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })?;
+        }
+        ensure(
+            status(rt, &echo).await?.state() == ContainerState::ContainerRunning,
+            || "attached container stopped".into(),
+        )?;
+        stop_and_remove_pod(rt, &pod_id).await?;
+        let left = leftovers(b, "/berth-e2e-v");
+        ensure(left.is_empty(), || format!("left behind: {left:#?}"))
+    })
+}

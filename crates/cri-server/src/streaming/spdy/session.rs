@@ -125,7 +125,7 @@ impl Connection {
         }
     }
 
-    /// A handle that resolves when the client has gone (EOF, error, idle).
+    /// A handle that resolves when the client has gone (GOAWAY, EOF, error, idle).
     pub fn gone(&self) -> Gone {
         Gone::new(self.gone.clone())
     }
@@ -259,10 +259,12 @@ async fn read_loop<R: AsyncRead>(
                     break;
                 }
             }
-            Frame::GoAway { .. }
-            | Frame::Settings { .. }
-            | Frame::WindowUpdate { .. }
-            | Frame::Unknown { .. } => {}
+            Frame::GoAway { .. } => {
+                // The client is leaving: it opens no more streams and waits for the open
+                // ones to end. Frames already sent are still read.
+                let _ = gone.send(true);
+            }
+            Frame::Settings { .. } | Frame::WindowUpdate { .. } | Frame::Unknown { .. } => {}
         }
     }
     drop(open);
