@@ -33,6 +33,10 @@ use crate::error::{Error, Result};
 /// How long a client has to send its request head.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections being handshaken at once; more are closed on accept. Upgraded sessions
+/// are bounded by the tokens that admit them, not by this.
+pub const MAX_HANDSHAKES: usize = 256;
+
 const STREAM_PROTOCOL_HEADER: &str = "x-stream-protocol-version";
 
 struct Shared {
@@ -96,6 +100,7 @@ impl Streaming {
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -105,8 +110,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
+        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+            debug!(peer = %peer, "too many streaming handshakes; connection closed");
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let _ = tcp.set_nodelay(true);
             let service = service_fn(move |req| handle(shared.clone(), req));
             let conn = http1::Builder::new()

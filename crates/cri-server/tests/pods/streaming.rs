@@ -576,6 +576,31 @@ pub fn crictl_exec_attach_and_port_forward_interoperate(bin: std::path::PathBuf)
             if !out.status.success() || !text.contains("/dev/pts/") {
                 return Err(format!("{t} exec -it tty: {:?} {text:?}", out.status).into());
             }
+            // An interactive shell: a command typed in, its output, the exit status.
+            let line = format!(
+                "timeout --foreground 20 {} --runtime-endpoint {endpoint} exec -it -r {t} {c} sh",
+                bin.display()
+            );
+            let mut sh = std::process::Command::new("timeout")
+                .args(["30", "script", "-qec", &line, "/dev/null"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()?;
+            {
+                use std::io::Write;
+                let mut input = sh.stdin.take().unwrap();
+                input.write_all(b"echo typed-$((6*7)); exit 5\n")?;
+                // Held open until the shell has exited: script would send EOF early.
+                let out = sh.wait_with_output()?;
+                drop(input);
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                if out.status.success()
+                    || !text.contains("typed-42")
+                    || !text.contains("exit code 5")
+                {
+                    return Err(format!("{t} exec -it sh: {:?} {text:?}", out.status).into());
+                }
+            }
             let r = crictl(
                 b,
                 &bin,
