@@ -302,6 +302,42 @@ pub fn attach_sees_output_sends_input_and_leaves_the_container_running() -> Test
                 || "container stopped when the client left".into(),
             )?;
         }
+
+        // A container with a terminal: attach with tty, type into its shell, resize it.
+        let mut config = container_config("term", &image, "exec sh");
+        config.stdin = true;
+        config.tty = true;
+        let term = start_container(rt, &pod_id, &pod, config).await?;
+        let url = rt
+            .attach(AttachRequest {
+                container_id: term.clone(),
+                stdin: true,
+                tty: true,
+                stdout: true,
+                stderr: false,
+            })
+            .await?
+            .into_inner()
+            .url;
+        let (mut s, ids) = spdy_session(&url, &["error", "stdin", "stdout", "resize"]).await?;
+        let [_, stdin, stdout, resize] = ids[..] else {
+            unreachable!()
+        };
+        s.send(resize, br#"{"Width":123,"Height":45}"#).await?;
+        s.send(stdin, b"echo tty-$((40+2)); busybox stty size\n")
+            .await?;
+        s.read_until(WAIT, |s| {
+            s.text(stdout).contains("tty-42") && s.text(stdout).contains("45 123")
+        })
+        .await
+        .map_err(|e| format!("tty attach: {e}: out {:?}", s.text(stdout)))?;
+        drop(s);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        ensure(
+            status(rt, &term).await?.state() == ContainerState::ContainerRunning,
+            || "tty container stopped when the client left".into(),
+        )?;
+
         stop_and_remove_pod(rt, &pod_id).await?;
         let left = leftovers(b, "/berth-e2e-t");
         ensure(left.is_empty(), || format!("left behind: {left:#?}"))
