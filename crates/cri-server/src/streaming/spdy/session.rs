@@ -270,3 +270,156 @@ async fn read_loop<R: AsyncRead>(
     drop(open);
     let _ = gone.send(true);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streaming::spdy::zlib::header;
+    use tokio::io::{AsyncWriteExt, DuplexStream};
+
+    struct Peer {
+        io: DuplexStream,
+        enc: Encoder,
+        dec: Decoder,
+    }
+
+    impl Peer {
+        async fn open(&mut self, id: u32, kind: &str, fin: bool) {
+            let headers = self.enc.encode(&[("streamType", kind)]);
+            let f = Frame::SynStream {
+                stream_id: id,
+                associated_id: 0,
+                priority: 0,
+                flags: if fin { FLAG_FIN } else { 0 },
+                headers,
+            };
+            self.io.write_all(&f.encode()).await.unwrap();
+        }
+
+        async fn send(&mut self, f: Frame) {
+            self.io.write_all(&f.encode()).await.unwrap();
+        }
+
+        async fn next(&mut self) -> Frame {
+            let f = tokio::time::timeout(Duration::from_secs(5), Frame::read(&mut self.io))
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if let Frame::SynReply { headers, .. } = &f {
+                self.dec.decode(headers).unwrap();
+            }
+            f
+        }
+    }
+
+    fn pair() -> (Connection, Peer) {
+        let (server, client) = tokio::io::duplex(1 << 16);
+        let peer = Peer {
+            io: client,
+            enc: Encoder::new(),
+            dec: Decoder::new(),
+        };
+        (Connection::start(server), peer)
+    }
+
+    #[tokio::test]
+    async fn streams_are_replied_and_carry_data_until_fin() {
+        let (mut conn, mut peer) = pair();
+        peer.open(1, "stdin", false).await;
+        let mut s = conn.streams.recv().await.unwrap();
+        assert_eq!(s.id, 1);
+        assert_eq!(header(&s.headers, "streamtype"), Some("stdin"));
+        assert!(matches!(
+            peer.next().await,
+            Frame::SynReply { stream_id: 1, .. }
+        ));
+        peer.send(Frame::Data {
+            stream_id: 1,
+            flags: FLAG_FIN,
+            data: b"abc".to_vec(),
+        })
+        .await;
+        assert_eq!(s.data.recv().await, Some(b"abc".to_vec()));
+        assert_eq!(s.data.recv().await, None);
+
+        conn.writer.data(1, b"out").await;
+        conn.writer.fin(1).await;
+        assert_eq!(
+            peer.next().await,
+            Frame::Data {
+                stream_id: 1,
+                flags: 0,
+                data: b"out".to_vec()
+            }
+        );
+        assert!(matches!(
+            peer.next().await,
+            Frame::Data {
+                flags: FLAG_FIN,
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn pings_are_echoed_and_bad_ids_reset() {
+        let (mut conn, mut peer) = pair();
+        peer.send(Frame::Ping { id: 7 }).await;
+        assert_eq!(peer.next().await, Frame::Ping { id: 7 });
+        // Even ids belong to the server; ids must grow.
+        peer.open(2, "error", false).await;
+        assert!(matches!(
+            peer.next().await,
+            Frame::RstStream {
+                stream_id: 2,
+                status: frame::RST_PROTOCOL_ERROR
+            }
+        ));
+        peer.open(5, "error", true).await;
+        peer.open(3, "stdout", false).await;
+        let s = conn.streams.recv().await.unwrap();
+        assert_eq!(s.id, 5);
+        assert!(matches!(
+            peer.next().await,
+            Frame::SynReply { stream_id: 5, .. }
+        ));
+        assert!(matches!(
+            peer.next().await,
+            Frame::RstStream { stream_id: 3, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn goaway_or_hangup_means_gone() {
+        let (conn, mut peer) = pair();
+        let mut gone = conn.gone();
+        assert!(!gone.is_gone());
+        peer.send(Frame::GoAway {
+            last_good_stream_id: 0,
+            status: 0,
+        })
+        .await;
+        gone.wait().await;
+
+        let (conn, peer) = pair();
+        let mut gone = conn.gone();
+        drop(peer);
+        gone.wait().await;
+        assert!(gone.is_gone());
+        conn.close().await;
+    }
+
+    #[tokio::test]
+    async fn garbage_ends_the_connection() {
+        let (conn, mut peer) = pair();
+        let mut gone = conn.gone();
+        peer.io
+            .write_all(&[
+                0x80, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x0a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+            ])
+            .await
+            .unwrap();
+        gone.wait().await;
+    }
+}
