@@ -118,6 +118,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         tokio::spawn(async move {
             let _permit = permit;
             let _ = tcp.set_nodelay(true);
+            if let Err(e) = keepalive(&tcp) {
+                debug!(peer = %peer, error = %e, "tcp keepalive");
+            }
             let service = service_fn(move |req| handle(shared.clone(), req));
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -131,6 +134,16 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
         });
     }
+}
+
+/// TCP keepalive: a client whose host vanished without closing is found out in about a
+/// minute (30 s idle, then 3 probes 10 s apart) and its session ends as if it had left.
+fn keepalive(tcp: &tokio::net::TcpStream) -> nix::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    setsockopt(tcp, sockopt::KeepAlive, &true)?;
+    setsockopt(tcp, sockopt::TcpKeepIdle, &30)?;
+    setsockopt(tcp, sockopt::TcpKeepInterval, &10)?;
+    setsockopt(tcp, sockopt::TcpKeepCount, &3)
 }
 
 fn plain(status: StatusCode, message: impl Into<String>) -> Response<String> {
