@@ -230,3 +230,143 @@ fn connect_loopback(port: u16) -> Result<std::net::TcpStream, String> {
         }
     }
 }
+
+/// Port forwarding over WebSocket channels (`v4.channel.k8s.io`, `v4.base64.channel.k8s.io`,
+/// or no subprotocol): the ports come from the URL's `port` query parameters, port `i`
+/// gets data channel `2i` and error channel `2i+1`, and each channel's first message from
+/// berthd is the port, two bytes little-endian. One connection to the pod per port.
+pub async fn serve_websocket_channels<IO>(
+    sandboxes: Arc<Sandboxes>,
+    pod_id: String,
+    allowed: Vec<u16>,
+    ports: Vec<u16>,
+    base64: bool,
+    io: IO,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    use super::websocket::{self as ws, MessageReader};
+    use tokio::sync::{mpsc, watch};
+
+    let netns = sandboxes.records().find_pod(&pod_id).and_then(|p| p.netns);
+    let (read, write) = tokio::io::split(io);
+    let (frames_tx, frames_rx) = mpsc::channel::<Vec<u8>>(64);
+    let writer = tokio::spawn(ws::write_frames(write, frames_rx));
+    let (gone_tx, gone_rx) = watch::channel(false);
+    let mut uploads = Vec::new();
+    let mut senders = Vec::new();
+    for _ in &ports {
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(16);
+        senders.push(Some(tx));
+        uploads.push(rx);
+    }
+    let pongs = frames_tx.clone();
+    let reader = tokio::spawn(async move {
+        let mut reader = MessageReader::new(read, true);
+        let idle = super::spdy::session::IDLE_TIMEOUT;
+        while let Ok(Ok(Some((opcode, payload)))) = tokio::time::timeout(idle, reader.next()).await
+        {
+            let msg = match opcode {
+                ws::OP_PING => {
+                    let _ = pongs
+                        .send(ws::encode_frame(ws::OP_PONG, &payload, None))
+                        .await;
+                    continue;
+                }
+                ws::OP_CLOSE => break,
+                ws::OP_TEXT if base64 => match ws::decode_base64_message(&payload) {
+                    Some(m) => m,
+                    None => continue,
+                },
+                ws::OP_BINARY | ws::OP_TEXT => payload,
+                _ => continue,
+            };
+            let Some((&channel, data)) = msg.split_first() else {
+                continue;
+            };
+            let index = channel as usize / 2;
+            if channel % 2 == 0
+                && !data.is_empty()
+                && let Some(slot) = senders.get_mut(index)
+                && let Some(tx) = slot
+                && tx.send(data.to_vec()).await.is_err()
+            {
+                *slot = None;
+            }
+        }
+        let _ = gone_tx.send(true);
+    });
+    let mut forwards = Vec::new();
+    for (i, (port, upload)) in ports.into_iter().zip(uploads).enumerate() {
+        let (data_ch, error_ch) = ((2 * i) as u8, (2 * i + 1) as u8);
+        let frames = frames_tx.clone();
+        let netns = netns.clone();
+        let allowed = allowed.clone();
+        let pod_id = pod_id.clone();
+        let mut gone = Gone::new(gone_rx.clone());
+        forwards.push(tokio::spawn(async move {
+            let prefix = port.to_le_bytes();
+            let _ = frames
+                .send(ws::channel_message(base64, data_ch, &prefix))
+                .await;
+            let _ = frames
+                .send(ws::channel_message(base64, error_ch, &prefix))
+                .await;
+            let tcp = if !allowed.is_empty() && !allowed.contains(&port) {
+                Err(format!(
+                    "port {port} was not named in the PortForward request"
+                ))
+            } else {
+                connect(netns, port).await
+            };
+            let tcp = match tcp {
+                Ok(t) => t,
+                Err(e) => {
+                    let msg = format!("error forwarding port {port} to pod {pod_id}: {e}");
+                    let _ = frames
+                        .send(ws::channel_message(base64, error_ch, msg.as_bytes()))
+                        .await;
+                    return;
+                }
+            };
+            let (mut r, mut w) = tcp.into_split();
+            let mut upload = upload;
+            let up = async {
+                while let Some(d) = upload.recv().await {
+                    if w.write_all(&d).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = w.shutdown().await;
+            };
+            let down = async {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match r.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let m = ws::channel_message(base64, data_ch, &buf[..n]);
+                            if frames.send(m).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                () = down => {}
+                () = upload_then_wait(up) => {}
+                () = gone.wait() => {}
+            }
+        }));
+    }
+    for f in forwards {
+        let _ = f.await;
+    }
+    let _ = frames_tx
+        .send(ws::encode_frame(ws::OP_CLOSE, &1000u16.to_be_bytes(), None))
+        .await;
+    drop(frames_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    reader.abort();
+}

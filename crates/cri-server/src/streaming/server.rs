@@ -306,7 +306,13 @@ fn upgrade_websocket(
     };
     let offered = header_values(&req, "sec-websocket-protocol");
     if let Target::PortForward { .. } = target {
-        return upgrade_websocket_tunnel(shared, req, target, &key, &offered);
+        if offered
+            .iter()
+            .any(|o| o == websocket::SPDY_TUNNEL_PORTFORWARD)
+        {
+            return upgrade_websocket_tunnel(shared, req, target, &key, &offered);
+        }
+        return upgrade_websocket_port_channels(shared, req, target, &key, &offered);
     }
     let Some((name, version, base64)) = websocket::negotiate(&offered) else {
         return no_protocol(&offered, &["v5.channel.k8s.io", "v4.channel.k8s.io"]);
@@ -381,6 +387,95 @@ fn upgrade_websocket_tunnel(
         "sec-websocket-protocol",
         HeaderValue::from_static(websocket::SPDY_TUNNEL_PORTFORWARD),
     );
+    resp
+}
+
+/// Port forwarding over WebSocket channels, the ports named in the query.
+fn upgrade_websocket_port_channels(
+    shared: Arc<Shared>,
+    mut req: Request<Incoming>,
+    target: Target,
+    key: &str,
+    offered: &[String],
+) -> Response<String> {
+    const PROTOCOLS: [(&str, bool); 2] = [
+        ("v4.channel.k8s.io", false),
+        ("v4.base64.channel.k8s.io", true),
+    ];
+    let (name, base64) = if offered.is_empty() {
+        (None, false)
+    } else {
+        match PROTOCOLS
+            .iter()
+            .find(|(p, _)| offered.iter().any(|o| o == p))
+        {
+            Some((p, b)) => (Some(*p), *b),
+            None => {
+                return no_protocol(
+                    offered,
+                    &[
+                        websocket::SPDY_TUNNEL_PORTFORWARD,
+                        PROTOCOLS[0].0,
+                        PROTOCOLS[1].0,
+                    ],
+                );
+            }
+        }
+    };
+    let ports: Option<Vec<u16>> = req
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| *k == "port")
+        .flat_map(|(_, v)| v.split(','))
+        .map(|p| p.parse::<u16>().ok().filter(|p| *p > 0))
+        .collect();
+    let ports = match ports {
+        Some(p) if !p.is_empty() && p.len() <= 64 => p,
+        _ => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "port forwarding over websocket channels needs 1 to 64 valid port query parameters",
+            );
+        }
+    };
+    let Target::PortForward {
+        pod_id,
+        ports: allowed,
+    } = target
+    else {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                portforward::serve_websocket_channels(
+                    shared.sandboxes.clone(),
+                    pod_id,
+                    allowed,
+                    ports,
+                    base64,
+                    TokioIo::new(upgraded),
+                )
+                .await
+            }
+            Err(e) => debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    let mut resp = Response::new(String::new());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&websocket::accept_key(key)) {
+        h.insert("sec-websocket-accept", v);
+    }
+    if let Some(name) = name {
+        h.insert("sec-websocket-protocol", HeaderValue::from_static(name));
+    }
     resp
 }
 

@@ -319,7 +319,7 @@ fn channel_byte(c: Channel) -> u8 {
     }
 }
 
-fn channel_message(base64: bool, channel: u8, data: &[u8]) -> Vec<u8> {
+pub(crate) fn channel_message(base64: bool, channel: u8, data: &[u8]) -> Vec<u8> {
     if base64 {
         let mut text = vec![b'0' + channel];
         text.extend_from_slice(
@@ -336,7 +336,7 @@ fn channel_message(base64: bool, channel: u8, data: &[u8]) -> Vec<u8> {
     }
 }
 
-async fn write_frames<W: AsyncWrite>(write: W, mut rx: mpsc::Receiver<Vec<u8>>) {
+pub(crate) async fn write_frames<W: AsyncWrite>(write: W, mut rx: mpsc::Receiver<Vec<u8>>) {
     let mut w = std::pin::pin!(write);
     while let Some(frame) = rx.recv().await {
         if w.write_all(&frame).await.is_err() {
@@ -410,7 +410,7 @@ async fn read_client<R: AsyncRead + Unpin>(
 }
 
 /// A base64 protocol text message: ASCII channel digit, then base64.
-fn decode_base64_message(text: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn decode_base64_message(text: &[u8]) -> Option<Vec<u8>> {
     let (&digit, rest) = text.split_first()?;
     let channel = digit.checked_sub(b'0').filter(|c| *c <= 9)?;
     let mut msg = vec![channel];

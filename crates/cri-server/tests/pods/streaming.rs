@@ -486,12 +486,48 @@ pub fn port_forward_carries_http_into_the_pod_network() -> TestResult {
             format!("unnamed port error {:?}", s.text(error))
         })?;
 
+        drop(s);
+
+        // WebSocket channels, ports in the query: data on channel 0, errors on 1, each
+        // channel opened with the port (little-endian).
+        let url = rt
+            .port_forward(PortForwardRequest {
+                pod_sandbox_id: pod_id.clone(),
+                port: vec![],
+            })
+            .await?
+            .into_inner()
+            .url;
+        let up = upgrade(
+            &format!("{url}?port=8080"),
+            &[
+                ("Connection", "Upgrade"),
+                ("Upgrade", "websocket"),
+                ("Sec-WebSocket-Version", "13"),
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ("Sec-WebSocket-Protocol", "v4.channel.k8s.io"),
+            ],
+        )
+        .await?;
+        ensure(up.status == 101, || {
+            format!("ws channels upgrade {} {}", up.status, up.body)
+        })?;
+        let mut ws = WsClient::new(up.stream);
+        ws.send(0, b"GET / HTTP/1.0\r\n\r\n").await?;
+        ws.read_to_close(WAIT).await?;
+        let data = ws.channels.get(&0).cloned().unwrap_or_default();
+        ensure(
+            data.starts_with(&8080u16.to_le_bytes())
+                && String::from_utf8_lossy(&data).contains("forwarded-ok")
+                && ws.channels.get(&1).map(Vec::as_slice) == Some(&8080u16.to_le_bytes()[..]),
+            || format!("ws channels: {:?}", ws.channels),
+        )?;
+
         // The page is not on the host's loopback: the connect happened in the pod.
         ensure(
             std::net::TcpStream::connect("127.0.0.1:8080").is_err(),
             || "something on the host's 127.0.0.1:8080 makes this test meaningless".into(),
         )?;
-        drop(s);
         stop_and_remove_pod(rt, &pod_id).await?;
         let left = leftovers(b, "/berth-e2e-u");
         ensure(left.is_empty(), || format!("left behind: {left:#?}"))
