@@ -194,6 +194,39 @@ pub fn exec_over_spdy_and_websocket_streams_io_and_exit_status() -> TestResult {
             format!("ws status {st}")
         })?;
 
+        // WebSocket v5: the client closes stdin with [255, 0]; berthd closes stdout and
+        // stderr (and the error channel after the status) the same way.
+        let url = exec_url(rt, &c, &["busybox", "cat"], (true, true, true, false)).await?;
+        let up = upgrade(
+            &url,
+            &[
+                ("Connection", "Upgrade"),
+                ("Upgrade", "websocket"),
+                ("Sec-WebSocket-Version", "13"),
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ("Sec-WebSocket-Protocol", "v5.channel.k8s.io"),
+            ],
+        )
+        .await?;
+        ensure(
+            up.status == 101 && up.header("sec-websocket-protocol") == Some("v5.channel.k8s.io"),
+            || format!("ws v5 upgrade {} {:?}", up.status, up.headers),
+        )?;
+        let mut ws = WsClient::new(up.stream);
+        ws.send(0, b"five").await?;
+        ws.send(255, &[0]).await?;
+        ws.read_to_close(WAIT).await?;
+        ensure(ws.text(1) == "five", || {
+            format!("v5 stdout {:?}", ws.text(1))
+        })?;
+        ensure(
+            ws.channels.get(&255).map(Vec::as_slice) == Some(&[1, 2, 3][..]),
+            || format!("v5 close messages {:?}", ws.channels.get(&255)),
+        )?;
+        ensure(status_json(&ws.text(3))?["status"] == "Success", || {
+            format!("v5 status {}", ws.text(3))
+        })?;
+
         // A client that goes away: the exec is not left behind, the container lives on.
         let url = exec_url(
             rt,
