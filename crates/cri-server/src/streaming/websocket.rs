@@ -4,7 +4,8 @@
 //! 3 error (the status, as over SPDY), 4 resize. `base64.channel.k8s.io` sends text
 //! messages instead: the channel as an ASCII digit, the payload base64. With
 //! `v5.channel.k8s.io` the message `[255, c]` closes channel `c` (the client closes stdin
-//! that way; berth closes stdout and stderr).
+//! that way; berth closes stdout and stderr at the exit, and the error channel after the
+//! status).
 //!
 //! Only what a server needs is written: the handshake answer, unmasked frames out, masked
 //! frames in (unmasked ones from a client are refused), fragments reassembled, pings
