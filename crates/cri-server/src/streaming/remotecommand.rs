@@ -204,6 +204,7 @@ async fn exec(sandboxes: &Arc<Sandboxes>, target: &Target, io: Io) -> Outcome {
         io.resize,
         io.gone,
         true,
+        true,
     ));
     let mut kill_at: Option<tokio::time::Instant> = None;
     let mut client_gone = false;
@@ -284,6 +285,7 @@ async fn attach(sandboxes: &Arc<Sandboxes>, target: &Target, io: Io) -> Outcome 
         io.resize,
         io.gone,
         stdin_once,
+        false,
     ));
     let outcome = loop {
         tokio::select! {
@@ -303,8 +305,13 @@ async fn attach(sandboxes: &Arc<Sandboxes>, target: &Target, io: Io) -> Outcome 
             () = gone.wait() => break Outcome::Detached,
         }
     };
-    // Let the input side finish closing stdin (stdin_once) before the session drops.
-    let _ = tokio::time::timeout(Duration::from_secs(1), input).await;
+    // A departed client's input side closes stdin (stdin_once) and returns; otherwise it
+    // is stopped here, so the shim session is dropped whole.
+    let mut input = input;
+    if matches!(outcome, Outcome::Detached) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), &mut input).await;
+    }
+    input.abort();
     debug!(container_id = %container_id, "detached");
     outcome
 }
@@ -325,13 +332,16 @@ async fn recv(rx: &mut Option<mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {
 }
 
 /// Client stdin and resize requests to the shim session. Stdin's end (or the client's
-/// departure) closes the process's stdin when `close_stdin` holds.
+/// departure) closes the process's stdin when `close_stdin` holds. After the client is
+/// gone the writer is held (until the task is aborted) when `hold_after_gone` says so:
+/// dropping it half-closes the shim connection, and an exec's exit must still be read.
 async fn pump_input(
     mut w: SessionWriter,
     mut stdin: Option<mpsc::Receiver<Vec<u8>>>,
     mut resize: Option<mpsc::Receiver<Vec<u8>>>,
     mut gone: Gone,
     close_stdin: bool,
+    hold_after_gone: bool,
 ) {
     let mut sizes = Vec::new();
     loop {
@@ -364,8 +374,10 @@ async fn pump_input(
                 if stdin.is_some() && close_stdin {
                     let _ = w.close_stdin().await;
                 }
-                // Hold the writer: dropping it would half-close the shim session early.
-                std::future::pending::<()>().await;
+                if hold_after_gone {
+                    std::future::pending::<()>().await;
+                }
+                return;
             }
         }
     }

@@ -53,6 +53,17 @@ async fn spdy_session(url: &str, kinds: &[&str]) -> Result<(SpdyClient, Vec<u32>
     Ok((c, ids))
 }
 
+/// Open descriptors of the shim of container `id`.
+fn shim_fd_count(id: &str) -> usize {
+    processes_mentioning(&format!("--id {id}"))
+        .iter()
+        .filter(|p| p.contains("berth-shim"))
+        .filter_map(|p| p.split(':').next())
+        .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/fd")).ok())
+        .map(|d| d.count())
+        .sum()
+}
+
 fn status_json(raw: &str) -> Result<serde_json::Value, Failed> {
     serde_json::from_str(raw).map_err(|e| format!("status {raw:?}: {e}").into())
 }
@@ -302,6 +313,8 @@ pub fn attach_sees_output_sends_input_and_leaves_the_container_running() -> Test
         );
         config.stdin = true;
         let c = start_container(rt, &pod_id, &pod, config).await?;
+        let shim_fds = || shim_fd_count(&c);
+        let fds_before = shim_fds();
         for round in ["one", "two"] {
             let url = rt
                 .attach(AttachRequest {
@@ -335,6 +348,18 @@ pub fn attach_sees_output_sends_input_and_leaves_the_container_running() -> Test
                 || "container stopped when the client left".into(),
             )?;
         }
+        // Each detached session was dropped whole: the shim holds no connection for it.
+        let mut fds_after = shim_fds();
+        for _ in 0..20 {
+            if fds_after <= fds_before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fds_after = shim_fds();
+        }
+        ensure(fds_after <= fds_before, || {
+            format!("shim fds {fds_before} before attaching, {fds_after} after")
+        })?;
 
         // A container with a terminal: attach with tty, type into its shell, resize it.
         let mut config = container_config("term", &image, "exec sh");
