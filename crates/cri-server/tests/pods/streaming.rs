@@ -80,6 +80,7 @@ pub fn exec_over_spdy_and_websocket_streams_io_and_exit_status() -> TestResult {
             container_config("c", &image, "exec sleep 1000"),
         )
         .await?;
+        let fds_before = shim_fd_count(&c);
 
         // stdin to cat and back; Success on the error stream.
         let url = exec_url(rt, &c, &["busybox", "cat"], (true, true, true, false)).await?;
@@ -266,6 +267,18 @@ pub fn exec_over_spdy_and_websocket_streams_io_and_exit_status() -> TestResult {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         ensure(gone, || "exec of a departed client still runs".into())?;
+        // Nothing of the finished sessions is left in the shim (pipes, ptys, connections).
+        let mut fds_after = shim_fd_count(&c);
+        for _ in 0..20 {
+            if fds_after <= fds_before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fds_after = shim_fd_count(&c);
+        }
+        ensure(fds_after <= fds_before, || {
+            format!("shim fds {fds_before} before the execs, {fds_after} after")
+        })?;
         ensure(
             status(rt, &c).await?.state() == ContainerState::ContainerRunning,
             || "container stopped with the client".into(),
