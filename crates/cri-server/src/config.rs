@@ -37,6 +37,7 @@ pub struct Config {
     pub cni: CniConfig,
     pub registry: RegistryConfig,
     pub metrics: MetricsConfig,
+    pub streaming: StreamingConfig,
 }
 
 /// The Prometheus `/metrics` and `/healthz` endpoint.
@@ -78,6 +79,26 @@ pub struct CniConfig {
     pub conf_dir: PathBuf,
     /// Where plugin binaries are looked up, in order.
     pub bin_dirs: Vec<PathBuf>,
+}
+
+/// The streaming server (exec, attach, port-forward URLs).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamingConfig {
+    /// The address it binds; loopback by default, so only local clients (the kubelet,
+    /// crictl) reach it.
+    pub address: std::net::IpAddr,
+    /// 0: an ephemeral port, chosen at each start.
+    pub port: u16,
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        StreamingConfig {
+            address: std::net::Ipv4Addr::LOCALHOST.into(),
+            port: 0,
+        }
+    }
 }
 
 /// How images are pulled: registry hosts, credentials, limits.
@@ -131,6 +152,7 @@ impl Default for Config {
             cni: CniConfig::default(),
             registry: RegistryConfig::default(),
             metrics: MetricsConfig::default(),
+            streaming: StreamingConfig::default(),
         }
     }
 }
@@ -248,6 +270,14 @@ const KEY_DOCS: &[(&str, &str)] = &[
     (
         "metrics.address",
         "host:port of the metrics endpoint (loopback by default)",
+    ),
+    (
+        "streaming.address",
+        "where the exec/attach/port-forward streaming server listens",
+    ),
+    (
+        "streaming.port",
+        "its port; 0 picks a free one at each start",
     ),
 ];
 
@@ -390,6 +420,9 @@ mod tests {
             [registry]
             plain_http = ["127.0.0.1:5000"]
             docker_config = "/root/.docker/config.json"
+            [streaming]
+            address = "0.0.0.0"
+            port = 10010
             "#,
         )
         .unwrap();
@@ -400,6 +433,8 @@ mod tests {
         assert_eq!(cfg.cni.conf_dir, PathBuf::from("/etc/cni/net.d"));
         assert_eq!(cfg.root, PathBuf::from("/var/lib/berth"));
         assert_eq!(cfg.registry.plain_http, ["127.0.0.1:5000"]);
+        assert_eq!(cfg.streaming.address.to_string(), "0.0.0.0");
+        assert_eq!(cfg.streaming.port, 10010);
         assert_eq!(
             cfg.registry.config_path,
             PathBuf::from("/etc/berth/certs.d")

@@ -1,4 +1,5 @@
-//! The gRPC server on the CRI unix socket.
+//! The gRPC server on the CRI unix socket, and beside it the streaming server that
+//! Exec, Attach and PortForward send clients to.
 //!
 //! Shutdown stops accepting, lets in-flight calls finish (bounded by
 //! [`SHUTDOWN_GRACE`]) and removes the socket. Nothing else is torn down: containers
@@ -21,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::image::{ImageService, ImageServiceServer};
 use crate::metrics::Metrics;
 use crate::runtime::{RuntimeService, RuntimeServiceServer};
+use crate::streaming::Streaming;
 
 /// The kubelet's own limit for CRI messages, both ways.
 pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
@@ -46,6 +48,7 @@ pub async fn serve(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> R
         snapshots.clone(),
     )?);
     berth_sandbox::recovery::recover(&sandboxes).await?;
+    let streaming = Arc::new(Streaming::start(&config.streaming, sandboxes.clone()).await?);
     let listener = bind(&config.socket)?;
     info!(socket = %config.socket.display(), "serving CRI v1");
 
@@ -62,6 +65,7 @@ pub async fn serve(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> R
         sandboxes.clone(),
         image_service.clone(),
         metrics.clone(),
+        streaming,
     ))
     .max_decoding_message_size(MAX_MESSAGE_SIZE)
     .max_encoding_message_size(MAX_MESSAGE_SIZE);

@@ -5,6 +5,8 @@
 //! Skipped with the reason when not root or a tool is missing; with CI set, a missing
 //! prerequisite fails the run instead.
 
+#[path = "pods/streaming.rs"]
+mod streaming;
 mod support;
 
 use std::collections::HashMap;
@@ -1763,8 +1765,20 @@ fn main() {
             "update_container_resources_applies_limits",
             update_container_resources_applies_limits,
         ),
+        (
+            "exec_over_spdy_and_websocket_streams_io_and_exit_status",
+            streaming::exec_over_spdy_and_websocket_streams_io_and_exit_status,
+        ),
+        (
+            "attach_sees_output_sends_input_and_leaves_the_container_running",
+            streaming::attach_sees_output_sends_input_and_leaves_the_container_running,
+        ),
+        (
+            "port_forward_carries_http_into_the_pod_network",
+            streaming::port_forward_carries_http_into_the_pod_network,
+        ),
     ];
-    let trials = tests
+    let mut trials: Vec<Trial> = tests
         .iter()
         .map(|&(name, f)| {
             let missing = missing.clone();
@@ -1777,6 +1791,21 @@ fn main() {
             })
         })
         .collect();
+    // An interoperability check with upstream crictl, which berth does not ship: it runs
+    // when BERTH_CRICTL names a crictl binary, and says why it was skipped otherwise.
+    let crictl = std::env::var_os("BERTH_CRICTL").map(std::path::PathBuf::from);
+    let missing_for_crictl = missing.clone();
+    trials.push(Trial::ignorable_test(
+        "crictl_exec_attach_and_port_forward_interoperate",
+        move || match (missing_for_crictl, crictl) {
+            (Some(reason), _) => Ok(Completion::ignored_with(reason)),
+            (None, None) => Ok(Completion::ignored_with(
+                "BERTH_CRICTL is not set to a crictl binary",
+            )),
+            (None, Some(bin)) => streaming::crictl_exec_attach_and_port_forward_interoperate(bin)
+                .map(|()| Completion::Completed),
+        },
+    ));
     let conclusion = libtest_mimic::run(&args, trials);
     // The shared bridge and registry outlive every test: statics are never dropped.
     if let Some(shared) = SHARED.get() {

@@ -9,6 +9,7 @@ use berth_sandbox::Sandboxes;
 use crate::config::Config;
 use crate::image::ImageService;
 use crate::metrics::Metrics;
+use crate::streaming::Streaming;
 
 mod attach;
 mod checkpoint_container;
@@ -57,6 +58,8 @@ pub struct RuntimeService {
     /// For pulling a configured pause image on first use.
     images: Arc<ImageService>,
     metrics: Arc<Metrics>,
+    /// Where Exec, Attach and PortForward send their clients.
+    streaming: Arc<Streaming>,
 }
 
 impl RuntimeService {
@@ -65,12 +68,14 @@ impl RuntimeService {
         sandboxes: Arc<Sandboxes>,
         images: Arc<ImageService>,
         metrics: Arc<Metrics>,
+        streaming: Arc<Streaming>,
     ) -> Self {
         RuntimeService {
             config,
             sandboxes,
             images,
             metrics,
+            streaming,
         }
     }
 

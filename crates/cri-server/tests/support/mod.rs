@@ -3,6 +3,8 @@
 //! and a real docker-registry on loopback serving the test images of hack/images/build.
 #![allow(dead_code)]
 
+pub mod stream_client;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
