@@ -1208,7 +1208,6 @@ fn pull_with_a_registry_token() {
 /// reason, and fails it when `CI` is set (CI must run them).
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
-    let ci = std::env::var_os("CI").is_some();
     let skip = skip_reason();
     let tests: &[(&str, fn())] = &[
         (
@@ -1239,22 +1238,6 @@ fn main() {
             layer_larger_than_max_layer_bytes_fails_the_pull,
         ),
     ];
-    let trials = tests
-        .iter()
-        .map(|&(name, run)| match &skip {
-            None => libtest_mimic::Trial::test(name, move || {
-                run();
-                Ok(())
-            }),
-            Some(reason) if ci => {
-                let msg = format!("prerequisite missing and CI is set: {reason}");
-                libtest_mimic::Trial::test(name, move || Err(msg.into()))
-            }
-            Some(reason) => {
-                eprintln!("{name}: ignored: {reason}");
-                libtest_mimic::Trial::test(name, || Ok(())).with_ignored_flag(true)
-            }
-        })
-        .collect();
+    let trials = berth_test_support::panicking_trials(tests, skip, "CI");
     libtest_mimic::run(&args, trials).exit();
 }

@@ -1778,19 +1778,7 @@ fn main() {
             streaming::port_forward_carries_http_into_the_pod_network,
         ),
     ];
-    let mut trials: Vec<Trial> = tests
-        .iter()
-        .map(|&(name, f)| {
-            let missing = missing.clone();
-            Trial::ignorable_test(name, move || match missing {
-                None => f().map(|()| Completion::Completed),
-                Some(reason) if std::env::var_os("CI").is_some() => {
-                    Err(format!("prerequisite missing (CI is set): {reason}").into())
-                }
-                Some(reason) => Ok(Completion::ignored_with(reason)),
-            })
-        })
-        .collect();
+    let mut trials = berth_test_support::trials(tests, missing.clone(), "CI");
     // An interoperability check with upstream crictl, which berth does not ship: it runs
     // when BERTH_CRICTL names a crictl binary, and says why it was skipped otherwise.
     let crictl = std::env::var_os("BERTH_CRICTL").map(std::path::PathBuf::from);

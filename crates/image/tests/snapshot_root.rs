@@ -232,7 +232,6 @@ fn skip_reason() -> Option<String> {
 /// test ignored with the reason, and fails it when `CI` is set (CI must run them).
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
-    let ci = std::env::var_os("CI").is_some();
     let skip = skip_reason();
     let tests: &[(&str, fn())] = &[
         (
@@ -252,22 +251,6 @@ fn main() {
             prepare_failures_leave_nothing,
         ),
     ];
-    let trials = tests
-        .iter()
-        .map(|&(name, run)| match &skip {
-            None => libtest_mimic::Trial::test(name, move || {
-                run();
-                Ok(())
-            }),
-            Some(reason) if ci => {
-                let msg = format!("prerequisite missing and CI is set: {reason}");
-                libtest_mimic::Trial::test(name, move || Err(msg.into()))
-            }
-            Some(reason) => {
-                eprintln!("{name}: ignored: {reason}");
-                libtest_mimic::Trial::test(name, || Ok(())).with_ignored_flag(true)
-            }
-        })
-        .collect();
+    let trials = berth_test_support::panicking_trials(tests, skip, "CI");
     libtest_mimic::run(&args, trials).exit();
 }

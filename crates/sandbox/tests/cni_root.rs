@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use berth_sandbox::cni::{self, Attachment, Cni, PortMapping};
 use berth_sandbox::netns::{self, NetNs};
-use libtest_mimic::{Arguments, Completion, Trial};
+use libtest_mimic::Arguments;
 use serde_json::json;
 
 type TestResult = Result<(), String>;
@@ -545,18 +545,6 @@ fn main() {
             failed_add_leaves_no_address_and_names_the_plugin,
         ),
     ];
-    let trials = tests
-        .iter()
-        .map(|&(name, f)| {
-            let missing = missing.clone();
-            Trial::ignorable_test(name, move || match missing {
-                None => f().map(|()| Completion::Completed).map_err(Into::into),
-                Some(reason) if std::env::var_os("CI").is_some() => {
-                    Err(format!("prerequisite missing (CI is set): {reason}").into())
-                }
-                Some(reason) => Ok(Completion::ignored_with(reason)),
-            })
-        })
-        .collect();
+    let trials = berth_test_support::trials(tests, missing.clone(), "CI");
     libtest_mimic::run(&args, trials).exit();
 }

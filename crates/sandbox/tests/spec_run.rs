@@ -19,7 +19,7 @@ use berth_image::ImageConfig;
 use berth_sandbox::spec::{
     ContainerSpecInput, Namespace, Namespaces, PodFiles, PodSpecInput, container_spec, pod_spec,
 };
-use libtest_mimic::{Arguments, Completion, Trial};
+use libtest_mimic::Arguments;
 
 type TestResult = Result<(), String>;
 
@@ -575,19 +575,7 @@ fn main() {
             pod_spec_infra_process_runs_and_exits_zero,
         ),
     ];
-    let trials = tests
-        .iter()
-        .map(|&(name, f)| {
-            let missing = missing.clone();
-            Trial::ignorable_test(name, move || match missing {
-                None => f().map(|()| Completion::Completed).map_err(Into::into),
-                Some(reason) if std::env::var_os("CI").is_some() => {
-                    Err(format!("prerequisite missing (CI is set): {reason}").into())
-                }
-                Some(reason) => Ok(Completion::ignored_with(reason)),
-            })
-        })
-        .collect();
+    let trials = berth_test_support::trials(tests, missing.clone(), "CI");
     let conclusion = libtest_mimic::run(&args, trials);
     remove_test_cgroups();
     conclusion.exit();

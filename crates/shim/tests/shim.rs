@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use berth_shim::client::{Client, Event, Found, recorded_exit};
 use berth_shim::protocol::Status;
-use libtest_mimic::{Arguments, Completion, Trial};
+use libtest_mimic::Arguments;
 use serde_json::json;
 use support::*;
 
@@ -628,18 +628,6 @@ fn main() {
         ),
         ("create_failure_is_reported", create_failure_is_reported),
     ];
-    let trials = tests
-        .iter()
-        .map(|&(name, f)| {
-            let missing = missing.clone();
-            Trial::ignorable_test(name, move || match missing {
-                None => f().map(|()| Completion::Completed).map_err(Into::into),
-                Some(reason) if std::env::var_os("CI").is_some() => {
-                    Err(format!("prerequisite missing (CI is set): {reason}").into())
-                }
-                Some(reason) => Ok(Completion::ignored_with(reason)),
-            })
-        })
-        .collect();
+    let trials = berth_test_support::trials(tests, missing.clone(), "CI");
     libtest_mimic::run(&args, trials).exit();
 }

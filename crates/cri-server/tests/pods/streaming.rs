@@ -64,6 +64,21 @@ fn shim_fd_count(id: &str) -> usize {
         .sum()
 }
 
+/// The shim's fd count once it has settled: berthd's exit watcher connects to the shim
+/// just after StartContainer returns, so a count taken at once may miss it.
+async fn settled_shim_fd_count(id: &str) -> usize {
+    let mut last = shim_fd_count(id);
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let now = shim_fd_count(id);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
 fn status_json(raw: &str) -> Result<serde_json::Value, Failed> {
     serde_json::from_str(raw).map_err(|e| format!("status {raw:?}: {e}").into())
 }
@@ -80,7 +95,7 @@ pub fn exec_over_spdy_and_websocket_streams_io_and_exit_status() -> TestResult {
             container_config("c", &image, "exec sleep 1000"),
         )
         .await?;
-        let fds_before = shim_fd_count(&c);
+        let fds_before = settled_shim_fd_count(&c).await;
 
         // stdin to cat and back; Success on the error stream.
         let url = exec_url(rt, &c, &["busybox", "cat"], (true, true, true, false)).await?;
@@ -327,7 +342,7 @@ pub fn attach_sees_output_sends_input_and_leaves_the_container_running() -> Test
         config.stdin = true;
         let c = start_container(rt, &pod_id, &pod, config).await?;
         let shim_fds = || shim_fd_count(&c);
-        let fds_before = shim_fds();
+        let fds_before = settled_shim_fd_count(&c).await;
         for round in ["one", "two"] {
             let url = rt
                 .attach(AttachRequest {
