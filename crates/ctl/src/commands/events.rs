@@ -1,0 +1,70 @@
+//! `events`: stream container events (GetContainerEvents) until interrupted.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use berth_api::runtime::v1::{ContainerEventResponse, ContainerEventType, GetEventsRequest};
+use futures_util::StreamExt;
+
+use crate::client::Ctx;
+use crate::commands::{container_state_name, name_enum, pod_state_name};
+use crate::error::Error;
+use crate::output::{Format, print_value, to_value};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Output format: json (default, as crictl), yaml, or table (one line per event)
+    #[arg(short, long, value_enum, default_value = "json")]
+    output: Format,
+}
+
+pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
+    let mut rt = ctx.runtime().await?;
+    let mut stream = rt
+        .get_container_events(GetEventsRequest::default())
+        .await
+        .map_err(|s| Error::rpc("GetContainerEvents", s))?
+        .into_inner();
+    while let Some(ev) = stream.next().await {
+        let ev = ev.map_err(|s| Error::rpc("GetContainerEvents", s))?;
+        match args.output {
+            Format::Table => println!("{}", line(&ev)),
+            f => {
+                let mut v = to_value(&ev);
+                name_enum(&mut v, "container_event_type", |n| {
+                    ContainerEventType::try_from(n)
+                        .ok()
+                        .map(|t| t.as_str_name())
+                });
+                name_enum(&mut v["pod_sandbox_status"], "state", pod_state_name);
+                for c in v["containers_statuses"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                {
+                    name_enum(c, "state", container_state_name);
+                }
+                print_value(&v, f)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `<time> <EVENT TYPE> <container id> <pod name>`.
+pub fn line(ev: &ContainerEventResponse) -> String {
+    let time = UNIX_EPOCH + Duration::from_nanos(ev.created_at.max(0) as u64);
+    let kind = ContainerEventType::try_from(ev.container_event_type)
+        .map(|t| t.as_str_name())
+        .unwrap_or("UNKNOWN");
+    let pod = ev
+        .pod_sandbox_status
+        .as_ref()
+        .and_then(|p| p.metadata.as_ref())
+        .map(|m| m.name.as_str())
+        .unwrap_or("");
+    format!(
+        "{} {kind} {} {pod}",
+        humantime::format_rfc3339_nanos(time),
+        ev.container_id
+    )
+}

@@ -1,0 +1,46 @@
+//! `inspect`: container status with the runtime's verbose info (ContainerStatus).
+
+use berth_api::runtime::v1::ContainerStatusRequest;
+use serde_json::{Value, json};
+
+use crate::client::Ctx;
+use crate::commands::{container_state_name, info_value, name_enum, resolve_containers};
+use crate::error::Error;
+use crate::output::{Format, print_value, to_value};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Container ids (or unique prefixes)
+    #[arg(required = true)]
+    ids: Vec<String>,
+    /// Output format: json or yaml
+    #[arg(short, long, value_enum, default_value = "json")]
+    output: Format,
+    /// Only the status, without the runtime's info
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
+    for id in resolve_containers(ctx, &args.ids).await? {
+        let mut rt = ctx.runtime().await?;
+        let res = ctx
+            .call(
+                "ContainerStatus",
+                rt.container_status(ContainerStatusRequest {
+                    container_id: id,
+                    verbose: !args.quiet,
+                }),
+            )
+            .await?;
+        let mut status = to_value(&res.status);
+        name_enum(&mut status, "state", container_state_name);
+        let out: Value = if args.quiet {
+            json!({ "status": status })
+        } else {
+            json!({ "status": status, "info": info_value(&res.info) })
+        };
+        print_value(&out, args.output)?;
+    }
+    Ok(())
+}
