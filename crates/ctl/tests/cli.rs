@@ -61,7 +61,8 @@ fn endpoint_precedence_flag_env_config_default() -> TestResult {
     )?;
     let cfg = cfg.to_str().unwrap();
     let env = [("CONTAINER_RUNTIME_ENDPOINT", "unix:///from/env.sock")];
-    let cases: [(Vec<&str>, &[(&str, &str)], &str); 4] = [
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Vec<&str>, Env, &str); 4] = [
         (vec!["pods"], &[], "unix:///run/berth/berth.sock"),
         (
             vec!["--config", cfg, "pods"],
