@@ -468,12 +468,16 @@ fn lifecycle(b: &Berthd, registry: &Registry) -> TestResult {
     })?;
 
     // run: pod + container + start in one, then rmp -f removes everything
-    let run_pod = write_json(
-        tmp.path(),
-        "pod2.json",
-        &json!({"metadata": {"name": "ctl-run", "namespace": "ctl-e2e", "uid": "ctl-run-uid"},
-                "log_directory": logs.join("ctl-run"), "linux": {}}),
-    );
+    // (the pod config as YAML this time)
+    let run_pod = tmp.path().join("pod2.yaml");
+    std::fs::write(
+        &run_pod,
+        format!(
+            "metadata:\n  name: ctl-run\n  namespace: ctl-e2e\n  uid: ctl-run-uid\nlog_directory: {}\nlinux: {{}}\n",
+            logs.join("ctl-run").display()
+        ),
+    )?;
+    let run_pod = run_pod.to_string_lossy().into_owned();
     let run_ctr = write_json(
         tmp.path(),
         "ctr2.json",

@@ -97,25 +97,24 @@ pub fn parse_labels(labels: &[String]) -> Result<HashMap<String, String>, Error>
         .collect()
 }
 
-/// Reads a pod or container config (JSON, with crictl's snake_case field names).
+/// Reads a pod or container config: JSON, or YAML (the subset in [`crate::yaml`]), with
+/// the proto field names crictl's sample configs use (`log_directory`).
 pub fn load_config<T: DeserializeOwned>(path: &str) -> Result<T, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_string(),
         source,
     })?;
-    let ext = Path::new(path).extension().and_then(|e| e.to_str());
-    if matches!(ext, Some("yaml" | "yml")) && !text.trim_start().starts_with('{') {
-        return Err(Error::Parse {
-            path: path.to_string(),
-            message:
-                "YAML configs are not supported by this berthctl yet; write the config as JSON"
-                    .into(),
-        });
-    }
-    serde_json::from_str(&text).map_err(|e| Error::Parse {
+    let parse_err = |message: String| Error::Parse {
         path: path.to_string(),
-        message: e.to_string(),
-    })
+        message,
+    };
+    let ext = Path::new(path).extension().and_then(|e| e.to_str());
+    let json_like = text.trim_start().starts_with('{') || ext == Some("json");
+    if json_like {
+        return serde_json::from_str(&text).map_err(|e| parse_err(e.to_string()));
+    }
+    let value = crate::yaml::parse(&text).map_err(parse_err)?;
+    serde_json::from_value(value).map_err(|e| parse_err(e.to_string()))
 }
 
 /// Full ids for what the user typed: an exact id, or a unique id prefix, among the
@@ -225,6 +224,34 @@ mod tests {
         assert_eq!(l["app"], "web");
         assert_eq!(l["empty"], "");
         assert!(parse_labels(&["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn yaml_and_json_configs_load_alike() {
+        use berth_api::runtime::v1::PodSandboxConfig;
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = dir.path().join("pod.yaml");
+        std::fs::write(
+            &yaml,
+            "metadata:\n  name: web\n  uid: u1\nlog_directory: /tmp/l\nlabels:\n  app: web\nlinux:\n  security_context:\n    namespace_options: {pid: 1}\n",
+        )
+        .unwrap();
+        let json = dir.path().join("pod.json");
+        std::fs::write(
+            &json,
+            r#"{"metadata": {"name": "web", "uid": "u1"}, "log_directory": "/tmp/l",
+               "labels": {"app": "web"},
+               "linux": {"security_context": {"namespace_options": {"pid": 1}}}}"#,
+        )
+        .unwrap();
+        let a: PodSandboxConfig = load_config(yaml.to_str().unwrap()).unwrap();
+        let b: PodSandboxConfig = load_config(json.to_str().unwrap()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.metadata.unwrap().name, "web");
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "metadata: [\n").unwrap();
+        let err = load_config::<PodSandboxConfig>(bad.to_str().unwrap()).unwrap_err();
+        assert!(err.to_string().starts_with("parse "), "{err}");
     }
 
     #[test]
