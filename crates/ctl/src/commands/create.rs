@@ -13,9 +13,9 @@ use crate::error::Error;
 pub struct Args {
     /// The pod to create the container in
     pod_id: String,
-    /// The container config (JSON)
+    /// The container config (JSON or YAML)
     container_config: String,
-    /// The pod's config (JSON), as given to runp
+    /// The pod's config (JSON or YAML), as given to runp
     pod_config: String,
     /// Pull the image first if the runtime does not have it
     #[arg(long)]

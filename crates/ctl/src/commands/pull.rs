@@ -25,7 +25,7 @@ pub struct Args {
     /// Registry password (with --username)
     #[arg(short, long)]
     password: Option<String>,
-    /// The pod config to pull for (JSON)
+    /// The pod config to pull for (JSON or YAML)
     #[arg(long)]
     pod_config: Option<String>,
     /// Image annotations key=value (repeatable)

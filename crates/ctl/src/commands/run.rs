@@ -9,9 +9,9 @@ use crate::error::Error;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The container config (JSON)
+    /// The container config (JSON or YAML)
     container_config: String,
-    /// The pod config (JSON)
+    /// The pod config (JSON or YAML)
     pod_config: String,
     /// Runtime handler for the pod
     #[arg(long)]

@@ -8,7 +8,7 @@ use crate::error::Error;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The pod config (JSON)
+    /// The pod config (JSON or YAML)
     pod_config: String,
     /// Runtime handler to use
     #[arg(long)]
