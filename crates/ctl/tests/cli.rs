@@ -468,6 +468,46 @@ fn lifecycle(b: &Berthd, registry: &Registry) -> TestResult {
     })?;
 
     // run: pod + container + start in one, then rmp -f removes everything
+    // events and logs -f: a container that prints three lines and exits
+    let events = Background::spawn(&["-r", &ep, "events", "-o", "table"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let ticker_file = write_json(
+        tmp.path(),
+        "ticker.json",
+        &json!({"metadata": {"name": "ticker"}, "image": {"image": image},
+                "command": ["/bin/sh", "-c", "for i in 1 2 3; do echo tick $i; sleep 0.5; done"],
+                "log_path": "ticker.log", "linux": {}}),
+    );
+    let ticker = ctl(b, &["create", &pod_id, &ticker_file, &pod_file])?
+        .trim()
+        .to_string();
+    ctl(b, &["start", &ticker])?;
+    let mut follow = Background::spawn(&["-r", &ep, "logs", "-f", &ticker]);
+    ensure(follow.exits_within(Duration::from_secs(20)), || {
+        format!(
+            "logs -f did not end with the container: {:?}",
+            follow.output()
+        )
+    })?;
+    ensure(follow.output() == "tick 1\ntick 2\ntick 3\n", || {
+        format!("logs -f: {:?}", follow.output())
+    })?;
+    let want = [
+        "CONTAINER_CREATED_EVENT",
+        "CONTAINER_STARTED_EVENT",
+        "CONTAINER_STOPPED_EVENT",
+    ];
+    let seen = eventually(Duration::from_secs(10), || {
+        let out = events.output();
+        want.iter().all(|w| {
+            out.lines()
+                .any(|l| l.contains(w) && l.contains(&ticker) && l.ends_with("ctl-web"))
+        })
+    });
+    ensure(seen, || format!("events: {:?}", events.output()))?;
+    drop(events);
+    ctl(b, &["rm", &ticker])?;
+
     // (the pod config as YAML this time)
     let run_pod = tmp.path().join("pod2.yaml");
     std::fs::write(
