@@ -115,6 +115,33 @@ fn streaming_commands_say_they_are_unsupported() -> TestResult {
     Ok(())
 }
 
+fn completion_scripts_cover_every_command() -> TestResult {
+    for shell in ["bash", "zsh", "fish"] {
+        let r = berthctl(&["completion", shell], &[], SHORT);
+        ensure(r.ok(), || format!("{shell}: {r:?}"))?;
+        for cmd in [
+            "runp",
+            "port-forward",
+            "imagefsinfo",
+            "statsp",
+            "--no-trunc",
+        ] {
+            ensure(r.stdout.contains(cmd.trim_start_matches('-')), || {
+                format!("{shell} lacks {cmd}: {}", r.stdout)
+            })?;
+        }
+    }
+    let bash = berthctl(&["completion"], &[], SHORT).stdout;
+    ensure(
+        bash.contains("complete -o default -F _berthctl berthctl"),
+        || bash.clone(),
+    )?;
+    let check = std::process::Command::new("bash")
+        .args(["-n", "-c", &bash])
+        .status()?;
+    ensure(check.success(), || "bash -n rejects the script".into())
+}
+
 // --- end to end against berthd ---
 
 fn write_json(dir: &Path, name: &str, v: &Value) -> String {
@@ -190,6 +217,13 @@ fn lifecycle(b: &Berthd, registry: &Registry) -> TestResult {
     ensure(
         v.contains("RuntimeName:  berth") && v.contains("RuntimeApiVersion:  v1"),
         || v.clone(),
+    )?;
+    let vj: Value = serde_json::from_str(&ctl(b, &["version", "-o", "json"])?)?;
+    ensure(vj["runtime_api_version"] == "v1", || vj.to_string())?;
+    let iy = ctl(b, &["info", "-o", "yaml"])?;
+    ensure(
+        iy.contains("status:\n") && iy.contains("conditions:"),
+        || iy.clone(),
     )?;
     let info: Value = serde_json::from_str(&ctl(b, &["info"])?)?;
     ensure(info["status"]["conditions"].is_array(), || info.to_string())?;
@@ -785,6 +819,10 @@ fn main() {
         Trial::test(
             "endpoint_precedence_flag_env_config_default",
             endpoint_precedence_flag_env_config_default,
+        ),
+        Trial::test(
+            "completion_scripts_cover_every_command",
+            completion_scripts_cover_every_command,
         ),
         Trial::test(
             "streaming_commands_say_they_are_unsupported",
