@@ -354,13 +354,14 @@ fn lifecycle(b: &Berthd, registry: &Registry) -> TestResult {
                 "ATTEMPT",
                 "POD ID",
                 "POD",
+                "NAMESPACE",
             ],
         || format!("{ps:?}"),
     )?;
     ensure(
         ps.len() == 2
             && ps[1][0] == ctr_id[..13]
-            && ps[1][3..] == ["Running", "app", "0", &pod_id[..13], "ctl-web"],
+            && ps[1][3..] == ["Running", "app", "0", &pod_id[..13], "ctl-web", "ctl-e2e"],
         || format!("{ps:?}"),
     )?;
     let q = ctl(
@@ -376,6 +377,8 @@ fn lifecycle(b: &Berthd, registry: &Registry) -> TestResult {
             "tier=front",
             "--state",
             "running",
+            "--namespace",
+            "e2e",
         ],
     )?;
     ensure(q.trim() == ctr_id, || format!("line {}: {:?}", line!(), q))?;

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use berth_api::runtime::v1::{
     Container, ContainerFilter, ContainerState, ContainerStateValue, ListContainersRequest,
-    ListPodSandboxRequest,
+    ListPodSandboxRequest, PodSandboxMetadata,
 };
 use serde_json::Value;
 
@@ -37,6 +37,9 @@ pub struct Args {
     /// Only containers with this label (key=value; repeatable)
     #[arg(long)]
     label: Vec<String>,
+    /// Only containers whose pod namespace contains this
+    #[arg(long)]
+    namespace: Option<String>,
     /// Only containers whose image contains this
     #[arg(long)]
     image: Option<String>,
@@ -82,7 +85,21 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
             }),
         )
         .await?;
-    let containers = select(res.containers, &args);
+    let mut containers = select(res.containers, &args);
+    if let Some(ns) = &args.namespace {
+        let pods = ctx
+            .call(
+                "ListPodSandbox",
+                rt.list_pod_sandbox(ListPodSandboxRequest::default()),
+            )
+            .await?;
+        let pods: HashMap<String, PodSandboxMetadata> = pods
+            .items
+            .into_iter()
+            .map(|p| (p.id, p.metadata.unwrap_or_default()))
+            .collect();
+        containers.retain(|c| pod_namespace(c, &pods).contains(ns.as_str()));
+    }
     if args.quiet {
         for c in &containers {
             println!("{}", c.id);
@@ -97,10 +114,10 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
                     rt.list_pod_sandbox(ListPodSandboxRequest::default()),
                 )
                 .await?;
-            let names: HashMap<String, String> = pods
+            let names: HashMap<String, PodSandboxMetadata> = pods
                 .items
                 .into_iter()
-                .map(|p| (p.id, p.metadata.unwrap_or_default().name))
+                .map(|p| (p.id, p.metadata.unwrap_or_default()))
                 .collect();
             table(&containers, &names, args.no_trunc, SystemTime::now()).print()
         }
@@ -148,9 +165,35 @@ pub fn image_column(image: &str, no_trunc: bool) -> String {
     }
 }
 
+/// The kubelet's pod labels on a container name its pod; else the pod's own metadata.
+const POD_NAME_LABEL: &str = "io.kubernetes.pod.name";
+const POD_NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
+
+fn pod_label(
+    c: &Container,
+    label: &str,
+    pods: &HashMap<String, PodSandboxMetadata>,
+    field: fn(&PodSandboxMetadata) -> &str,
+) -> String {
+    c.labels
+        .get(label)
+        .cloned()
+        .or_else(|| pods.get(&c.pod_sandbox_id).map(|m| field(m).to_string()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+pub fn pod_name(c: &Container, pods: &HashMap<String, PodSandboxMetadata>) -> String {
+    pod_label(c, POD_NAME_LABEL, pods, |m| &m.name)
+}
+
+pub fn pod_namespace(c: &Container, pods: &HashMap<String, PodSandboxMetadata>) -> String {
+    pod_label(c, POD_NAMESPACE_LABEL, pods, |m| &m.namespace)
+}
+
 pub fn table(
     cs: &[Container],
-    pod_names: &HashMap<String, String>,
+    pods: &HashMap<String, PodSandboxMetadata>,
     no_trunc: bool,
     now: SystemTime,
 ) -> Table {
@@ -163,6 +206,7 @@ pub fn table(
         "ATTEMPT",
         "POD ID",
         "POD",
+        "NAMESPACE",
     ]);
     for c in cs {
         let meta = c.metadata.clone().unwrap_or_default();
@@ -175,10 +219,8 @@ pub fn table(
             meta.name,
             meta.attempt.to_string(),
             trunc_id(&c.pod_sandbox_id, no_trunc),
-            pod_names
-                .get(&c.pod_sandbox_id)
-                .cloned()
-                .unwrap_or_default(),
+            pod_name(c, pods),
+            pod_namespace(c, pods),
         ]);
     }
     t
@@ -208,7 +250,15 @@ mod tests {
             created_at: 95 * 1_000_000_000,
             ..Default::default()
         };
-        let names = [("p0123456789abcdef".to_string(), "web".to_string())].into();
+        let names = [(
+            "p0123456789abcdef".to_string(),
+            PodSandboxMetadata {
+                name: "web".into(),
+                namespace: "default".into(),
+                ..Default::default()
+            },
+        )]
+        .into();
         let out = table(&[c], &names, false, now).render();
         let row: Vec<&str> = out
             .lines()
@@ -228,7 +278,8 @@ mod tests {
                 "app",
                 "0",
                 "p0123456789ab",
-                "web"
+                "web",
+                "default"
             ]
         );
         assert!(out.starts_with("CONTAINER           IMAGE"));
