@@ -68,3 +68,30 @@ pub fn line(ev: &ContainerEventResponse) -> String {
         ev.container_id
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::runtime::v1::{PodSandboxMetadata, PodSandboxStatus};
+
+    #[test]
+    fn event_lines_name_time_type_container_and_pod() {
+        let ev = ContainerEventResponse {
+            container_id: "abc".into(),
+            container_event_type: ContainerEventType::ContainerStartedEvent as i32,
+            created_at: 1_000_000_000,
+            pod_sandbox_status: Some(PodSandboxStatus {
+                metadata: Some(PodSandboxMetadata {
+                    name: "web".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            containers_statuses: vec![],
+        };
+        assert_eq!(
+            line(&ev),
+            "1970-01-01T00:00:01.000000000Z CONTAINER_STARTED_EVENT abc web"
+        );
+    }
+}

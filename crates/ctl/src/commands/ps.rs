@@ -285,3 +285,41 @@ mod tests {
         assert!(out.starts_with("CONTAINER           IMAGE"));
     }
 }
+
+#[cfg(test)]
+mod image_tests {
+    use super::*;
+
+    #[test]
+    fn image_ids_are_truncated_and_names_are_not() {
+        let id = format!("sha256:{}", "0f".repeat(32));
+        assert_eq!(image_column(&id, false), "0f0f0f0f0f0f0");
+        assert_eq!(image_column(&id, true), id);
+        assert_eq!(image_column("busybox:latest", false), "busybox:latest");
+    }
+
+    #[test]
+    fn pod_columns_prefer_kubelet_labels_then_metadata_then_unknown() {
+        let pods: HashMap<String, PodSandboxMetadata> = [(
+            "p".to_string(),
+            PodSandboxMetadata {
+                name: "meta".into(),
+                namespace: "ns".into(),
+                ..Default::default()
+            },
+        )]
+        .into();
+        let mut c = Container {
+            pod_sandbox_id: "p".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            (pod_name(&c, &pods), pod_namespace(&c, &pods)),
+            ("meta".into(), "ns".into())
+        );
+        c.labels.insert(POD_NAME_LABEL.into(), "label".into());
+        assert_eq!(pod_name(&c, &pods), "label");
+        c.pod_sandbox_id = "gone".into();
+        assert_eq!(pod_namespace(&c, &pods), "unknown");
+    }
+}
