@@ -199,12 +199,7 @@ fn pod_and_container_lifecycle_through_berthctl() -> TestResult {
         let _ = berthctl(&["-r", &ep, "rmp", "-f", "-a"], &[], LONG);
     }
     drop(b);
-    for root in [
-        "/sys/fs/cgroup/berthctl-e2e",
-        "/sys/fs/cgroup/unified/berthctl-e2e",
-    ] {
-        let _ = std::fs::remove_dir(root);
-    }
+    remove_cgroup_parent("/berthctl-e2e");
     result
 }
 
@@ -624,7 +619,7 @@ fn containerd_gives_equivalent_output() -> TestResult {
         }
         t?
     };
-    let _ = std::fs::remove_dir("/sys/fs/cgroup/berthctl-cmp");
+    remove_cgroup_parent("/berthctl-cmp");
     let containerd = {
         // Debian's runc 1.1.5 cannot start containers on this kernel ("can't get final
         // child's PID from pipe"), so containerd's runc shim calls berth-oci unless
@@ -642,8 +637,10 @@ fn containerd_gives_equivalent_output() -> TestResult {
             eprintln!("--- containerd log ---\n{}", c.log());
             let _ = berthctl(&["-r", &c.endpoint(), "rmp", "-f", "-a"], &[], LONG);
         }
-        t?
+        t
     };
+    remove_cgroup_parent("/berthctl-cmp");
+    let containerd = containerd?;
     let diffs: Vec<String> = berth
         .iter()
         .zip(&containerd)
@@ -721,7 +718,8 @@ fn transcript(
         tmp.path(),
         "pod.json",
         &json!({"metadata": {"name": "cmp", "namespace": "ctl-e2e", "uid": format!("cmp-{name}")},
-                "log_directory": tmp.path().join("logs"), "linux": {}}),
+                "log_directory": tmp.path().join("logs"),
+                "linux": {"cgroup_parent": "/berthctl-cmp"}}),
     );
     let ctr_file = write_json(
         tmp.path(),

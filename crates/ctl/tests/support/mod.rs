@@ -532,3 +532,14 @@ impl Drop for Background {
         let _ = self.child.wait();
     }
 }
+
+/// Removes a test's (by then empty) cgroup parent from every hierarchy, v1 and v2.
+pub fn remove_cgroup_parent(parent: &str) {
+    let rel = parent.trim_start_matches('/');
+    if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
+        for h in rd.flatten() {
+            let _ = fs::remove_dir(h.path().join(rel));
+        }
+    }
+    let _ = fs::remove_dir(Path::new("/sys/fs/cgroup").join(rel));
+}
