@@ -214,7 +214,7 @@ fn lifecycle(b: &Berthd, registry: &Registry) -> TestResult {
         || v.clone(),
     )?;
     let vj: Value = serde_json::from_str(&ctl(b, &["version", "-o", "json"])?)?;
-    ensure(vj["runtime_api_version"] == "v1", || vj.to_string())?;
+    ensure(vj["runtimeApiVersion"] == "v1", || vj.to_string())?;
     let iy = ctl(b, &["info", "-o", "yaml"])?;
     ensure(
         iy.contains("status:\n") && iy.contains("conditions:"),
@@ -251,11 +251,13 @@ fn lifecycle(b: &Berthd, registry: &Registry) -> TestResult {
         || format!("{digests:?}"),
     )?;
     let inspecti: Value = serde_json::from_str(&ctl(b, &["inspecti", &image])?)?;
-    ensure(inspecti["status"]["repo_tags"][0] == image.as_str(), || {
+    ensure(inspecti["status"]["repoTags"][0] == image.as_str(), || {
         inspecti.to_string()
     })?;
     let fs: Value = serde_json::from_str(&ctl(b, &["imagefsinfo"])?)?;
-    ensure(fs["image_filesystems"].is_array(), || fs.to_string())?;
+    ensure(fs["status"]["imageFilesystems"].is_array(), || {
+        fs.to_string()
+    })?;
 
     // runp, create, start
     let logs = tmp.path().join("logs");
@@ -456,7 +458,16 @@ fn lifecycle(b: &Berthd, registry: &Registry) -> TestResult {
     // stats and statsp
     let st = rows(&ctl(b, &["stats"])?);
     ensure(
-        st[0] == ["CONTAINER", "NAME", "CPU %", "MEM", "DISK", "INODES"],
+        st[0]
+            == [
+                "CONTAINER",
+                "NAME",
+                "CPU %",
+                "MEM",
+                "DISK",
+                "INODES",
+                "SWAP",
+            ],
         || format!("{st:?}"),
     )?;
     ensure(
@@ -775,7 +786,7 @@ fn transcript(
         "inspect".into(),
         format!(
             "{} {} {}",
-            ins["status"]["state"], ins["status"]["metadata"], ins["status"]["exit_code"]
+            ins["status"]["state"], ins["status"]["metadata"], ins["status"]["exitCode"]
         ),
     ));
     let insp: Value = serde_json::from_str(&ctl_at(ep, &["inspectp", &pod])?)?;

@@ -30,17 +30,13 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
             Format::Table => println!("{}", line(&ev)),
             f => {
                 let mut v = to_value(&ev);
-                name_enum(&mut v, "container_event_type", |n| {
+                name_enum(&mut v, "containerEventType", |n| {
                     ContainerEventType::try_from(n)
                         .ok()
                         .map(|t| t.as_str_name())
                 });
-                name_enum(&mut v["pod_sandbox_status"], "state", pod_state_name);
-                for c in v["containers_statuses"]
-                    .as_array_mut()
-                    .into_iter()
-                    .flatten()
-                {
+                name_enum(&mut v["podSandboxStatus"], "state", pod_state_name);
+                for c in v["containersStatuses"].as_array_mut().into_iter().flatten() {
                     name_enum(c, "state", container_state_name);
                 }
                 print_value(&v, f)?;

@@ -21,5 +21,9 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
             img.image_fs_info(ImageFsInfoRequest::default()),
         )
         .await?;
-    print_value(&to_value(&res), args.output)
+    // crictl's shape: the response under "status".
+    print_value(
+        &serde_json::json!({ "status": to_value(&res) }),
+        args.output,
+    )
 }

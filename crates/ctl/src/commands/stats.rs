@@ -126,7 +126,15 @@ pub fn cpu_percent(nano_cores: u64) -> String {
 }
 
 pub fn table(stats: &[ContainerStats], rates: &HashMap<String, u64>, no_trunc: bool) -> Table {
-    let mut t = Table::new(&["CONTAINER", "NAME", "CPU %", "MEM", "DISK", "INODES"]);
+    let mut t = Table::new(&[
+        "CONTAINER",
+        "NAME",
+        "CPU %",
+        "MEM",
+        "DISK",
+        "INODES",
+        "SWAP",
+    ]);
     for s in stats {
         let attrs = s.attributes.clone().unwrap_or_default();
         let nano = s
@@ -150,6 +158,14 @@ pub fn table(stats: &[ContainerStats], rates: &HashMap<String, u64>, no_trunc: b
             human_size(mem as f64, 4),
             human_size(fs.used_bytes.map(|v| v.value).unwrap_or(0) as f64, 4),
             fs.inodes_used.map(|v| v.value).unwrap_or(0).to_string(),
+            human_size(
+                s.swap
+                    .as_ref()
+                    .and_then(|w| w.swap_usage_bytes)
+                    .map(|v| v.value)
+                    .unwrap_or(0) as f64,
+                4,
+            ),
         ]);
     }
     t
@@ -207,11 +223,27 @@ mod tests {
             .collect();
         assert_eq!(
             lines[0],
-            ["CONTAINER", "NAME", "CPU %", "MEM", "DISK", "INODES"]
+            [
+                "CONTAINER",
+                "NAME",
+                "CPU %",
+                "MEM",
+                "DISK",
+                "INODES",
+                "SWAP"
+            ]
         );
         assert_eq!(
             lines[1],
-            ["0123456789abc", "app", "25.00", "12.35MB", "4.096kB", "7"]
+            [
+                "0123456789abc",
+                "app",
+                "25.00",
+                "12.35MB",
+                "4.096kB",
+                "7",
+                "0B"
+            ]
         );
     }
 }
