@@ -7,6 +7,7 @@ mod config;
 mod error;
 mod logs;
 mod output;
+mod protojson;
 mod yaml;
 
 use std::path::PathBuf;

@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::Error;
@@ -80,58 +79,6 @@ pub fn print_value(v: &Value, format: Format) -> Result<(), Error> {
     };
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(())
-}
-
-/// A CRI message as crictl shows it: protobuf-JSON's lowerCamelCase field names
-/// (`podSandboxId`). Keys inside map fields (labels, annotations, ...) are user data and
-/// stay as they are.
-pub fn to_value<T: Serialize>(v: &T) -> Value {
-    camel_keys(serde_json::to_value(v).expect("CRI messages serialize"))
-}
-
-/// CRI fields whose values are string maps: their keys are not field names.
-const MAP_FIELDS: &[&str] = &[
-    "labels",
-    "annotations",
-    "label_selector",
-    "sysctls",
-    "unified",
-];
-
-fn camel_keys(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .map(|(k, v)| {
-                    let v = if MAP_FIELDS.contains(&k.as_str()) {
-                        v
-                    } else {
-                        camel_keys(v)
-                    };
-                    (camel(&k), v)
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(camel_keys).collect()),
-        other => other,
-    }
-}
-
-/// `pod_sandbox_id` -> `podSandboxId`.
-pub fn camel(snake: &str) -> String {
-    let mut out = String::with_capacity(snake.len());
-    let mut upper = false;
-    for c in snake.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// YAML for a JSON value: block mappings and sequences, scalars quoted when YAML would
@@ -380,27 +327,6 @@ mod tests {
         assert_eq!(human_size(2_000_000.0, 3), "2MB");
         assert_eq!(human_size(12_345_678.0, 4), "12.35MB");
         assert_eq!(human_size(4096.0, 4), "4.096kB");
-    }
-
-    #[test]
-    fn cri_json_uses_camel_case_but_keeps_map_keys() {
-        use berth_api::runtime::v1::{ContainerMetadata, ContainerStatus};
-        let st = ContainerStatus {
-            id: "c".into(),
-            log_path: "/x".into(),
-            metadata: Some(ContainerMetadata {
-                name: "n".into(),
-                attempt: 0,
-            }),
-            labels: [("io.kubernetes.pod_name".to_string(), "v".to_string())].into(),
-            ..Default::default()
-        };
-        let v = to_value(&st);
-        assert_eq!(v["logPath"], "/x");
-        assert_eq!(v["exitCode"], 0);
-        assert_eq!(v["metadata"]["name"], "n");
-        assert_eq!(v["labels"]["io.kubernetes.pod_name"], "v");
-        assert!(v.get("log_path").is_none());
     }
 
     #[test]

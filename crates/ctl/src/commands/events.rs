@@ -6,9 +6,9 @@ use berth_api::runtime::v1::{ContainerEventResponse, ContainerEventType, GetEven
 use futures_util::StreamExt;
 
 use crate::client::Ctx;
-use crate::commands::{container_state_name, name_enum, pod_state_name};
 use crate::error::Error;
-use crate::output::{Format, print_value, to_value};
+use crate::output::{Format, print_value};
+use crate::protojson::to_json;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,16 +29,7 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
         match args.output {
             Format::Table => println!("{}", line(&ev)),
             f => {
-                let mut v = to_value(&ev);
-                name_enum(&mut v, "containerEventType", |n| {
-                    ContainerEventType::try_from(n)
-                        .ok()
-                        .map(|t| t.as_str_name())
-                });
-                name_enum(&mut v["podSandboxStatus"], "state", pod_state_name);
-                for c in v["containersStatuses"].as_array_mut().into_iter().flatten() {
-                    name_enum(c, "state", container_state_name);
-                }
+                let v = to_json(&ev, "ContainerEventResponse");
                 print_value(&v, f)?;
             }
         }

@@ -4,7 +4,8 @@ use berth_api::runtime::v1::ImageFsInfoRequest;
 
 use crate::client::Ctx;
 use crate::error::Error;
-use crate::output::{Format, print_value, to_value};
+use crate::output::{Format, print_value};
+use crate::protojson::to_json;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,7 +24,7 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
         .await?;
     // crictl's shape: the response under "status".
     print_value(
-        &serde_json::json!({ "status": to_value(&res) }),
+        &serde_json::json!({ "status": to_json(&res, "ImageFsInfoResponse") }),
         args.output,
     )
 }

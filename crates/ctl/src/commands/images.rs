@@ -5,7 +5,8 @@ use serde_json::Value;
 
 use crate::client::Ctx;
 use crate::error::Error;
-use crate::output::{Format, Table, human_size, print_value, to_value, trunc_id};
+use crate::output::{Format, Table, human_size, print_value, trunc_id};
+use crate::protojson::to_json_list;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -55,7 +56,7 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
         Format::Table => table(&images, args.digests, args.pinned, args.no_trunc).print(),
         f => print_value(
             &Value::Object(
-                [("images".to_string(), to_value(&images))]
+                [("images".to_string(), to_json_list(&images, "Image"))]
                     .into_iter()
                     .collect(),
             ),

@@ -4,9 +4,10 @@ use berth_api::runtime::v1::ContainerStatusRequest;
 use serde_json::{Value, json};
 
 use crate::client::Ctx;
-use crate::commands::{container_state_name, info_value, name_enum, resolve_containers};
+use crate::commands::{info_value, resolve_containers};
 use crate::error::Error;
-use crate::output::{Format, print_value, to_value};
+use crate::output::{Format, print_value};
+use crate::protojson::to_json;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,8 +34,7 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
                 }),
             )
             .await?;
-        let mut status = to_value(&res.status);
-        name_enum(&mut status, "state", container_state_name);
+        let status = to_json(&res.status, "ContainerStatus");
         let out: Value = if args.quiet {
             json!({ "status": status })
         } else {

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use crate::client::Ctx;
 use crate::commands::info_value;
 use crate::error::Error;
-use crate::output::{Format, print_value, to_value};
+use crate::output::{Format, print_value};
+use crate::protojson::to_json;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -39,7 +40,7 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
         let Some(status) = res.image else {
             return Err(Error::Usage(format!("no such image {image:?}")));
         };
-        let mut out: Value = json!({ "status": to_value(&status) });
+        let mut out: Value = json!({ "status": to_json(&status, "Image") });
         if !args.quiet {
             out["info"] = info_value(&res.info);
         }

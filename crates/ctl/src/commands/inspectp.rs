@@ -4,9 +4,10 @@ use berth_api::runtime::v1::PodSandboxStatusRequest;
 use serde_json::{Value, json};
 
 use crate::client::Ctx;
-use crate::commands::{container_state_name, info_value, name_enum, pod_state_name, resolve_pods};
+use crate::commands::{info_value, resolve_pods};
 use crate::error::Error;
-use crate::output::{Format, print_value, to_value};
+use crate::output::{Format, print_value};
+use crate::protojson::{to_json, to_json_list};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,18 +34,13 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
                 }),
             )
             .await?;
-        let mut status = to_value(&res.status);
-        name_enum(&mut status, "state", pod_state_name);
+        let status = to_json(&res.status, "PodSandboxStatus");
         let mut out: Value = json!({ "status": status });
         if !args.quiet {
             out["info"] = info_value(&res.info);
         }
         if !res.containers_statuses.is_empty() {
-            let mut cs = to_value(&res.containers_statuses);
-            for c in cs.as_array_mut().into_iter().flatten() {
-                name_enum(c, "state", container_state_name);
-            }
-            out["containersStatuses"] = cs;
+            out["containersStatuses"] = to_json_list(&res.containers_statuses, "ContainerStatus");
         }
         print_value(&out, args.output)?;
     }

@@ -157,25 +157,6 @@ pub fn resolve_one(ids: &[&str], given: &str) -> String {
     }
 }
 
-/// Replaces the number at `key` of `obj` (if any) with `name(number)`: CRI enums print
-/// by name, as crictl's JSON shows them.
-pub fn name_enum(obj: &mut Value, key: &str, name: impl Fn(i32) -> Option<&'static str>) {
-    if let Some(v) = obj.get_mut(key)
-        && let Some(n) = v.as_i64()
-        && let Some(s) = name(n as i32)
-    {
-        *v = Value::String(s.to_string());
-    }
-}
-
-pub fn container_state_name(n: i32) -> Option<&'static str> {
-    ContainerState::try_from(n).ok().map(|s| s.as_str_name())
-}
-
-pub fn pod_state_name(n: i32) -> Option<&'static str> {
-    PodSandboxState::try_from(n).ok().map(|s| s.as_str_name())
-}
-
 /// A CRI `info` map: values that are JSON are shown as JSON, others as strings.
 pub fn info_value(info: &HashMap<String, String>) -> Value {
     let map = info
@@ -252,13 +233,5 @@ mod tests {
         std::fs::write(&bad, "metadata: [\n").unwrap();
         let err = load_config::<PodSandboxConfig>(bad.to_str().unwrap()).unwrap_err();
         assert!(err.to_string().starts_with("parse "), "{err}");
-    }
-
-    #[test]
-    fn enums_print_by_name() {
-        let mut v = serde_json::json!({"state": 1, "other": 1});
-        name_enum(&mut v, "state", container_state_name);
-        assert_eq!(v["state"], "CONTAINER_RUNNING");
-        assert_eq!(v["other"], 1);
     }
 }

@@ -8,9 +8,10 @@ use berth_api::runtime::v1::{
 use serde_json::Value;
 
 use crate::client::Ctx;
-use crate::commands::{name_enum, parse_labels, parse_pod_state, pod_state_name, pod_state_word};
+use crate::commands::{parse_labels, parse_pod_state, pod_state_word};
 use crate::error::Error;
-use crate::output::{Format, Table, age, print_value, to_value, trunc_id};
+use crate::output::{Format, Table, age, print_value, trunc_id};
+use crate::protojson::to_json_list;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -76,10 +77,7 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
     match args.output {
         Format::Table => table(&pods, args.no_trunc, SystemTime::now()).print(),
         f => {
-            let mut items = to_value(&pods);
-            for p in items.as_array_mut().into_iter().flatten() {
-                name_enum(p, "state", pod_state_name);
-            }
+            let items = to_json_list(&pods, "PodSandbox");
             print_value(
                 &Value::Object([("items".to_string(), items)].into_iter().collect()),
                 f,

@@ -10,12 +10,10 @@ use berth_api::runtime::v1::{
 use serde_json::Value;
 
 use crate::client::Ctx;
-use crate::commands::{
-    container_state_name, container_state_word, name_enum, parse_container_state, parse_labels,
-    resolve_pods,
-};
+use crate::commands::{container_state_word, parse_container_state, parse_labels, resolve_pods};
 use crate::error::Error;
-use crate::output::{Format, Table, age, print_value, to_value, trunc_id};
+use crate::output::{Format, Table, age, print_value, trunc_id};
+use crate::protojson::to_json_list;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -122,10 +120,7 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
             table(&containers, &names, args.no_trunc, SystemTime::now()).print()
         }
         f => {
-            let mut items = to_value(&containers);
-            for c in items.as_array_mut().into_iter().flatten() {
-                name_enum(c, "state", container_state_name);
-            }
+            let items = to_json_list(&containers, "Container");
             print_value(
                 &Value::Object([("containers".to_string(), items)].into_iter().collect()),
                 f,

@@ -10,7 +10,8 @@ use serde_json::Value;
 use crate::client::Ctx;
 use crate::commands::{parse_labels, resolve_containers, resolve_pods};
 use crate::error::Error;
-use crate::output::{Format, Table, human_size, print_value, to_value, trunc_id};
+use crate::output::{Format, Table, human_size, print_value, trunc_id};
+use crate::protojson::to_json_list;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -60,7 +61,7 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
     if args.output != Format::Table {
         return print_value(
             &Value::Object(
-                [("stats".to_string(), to_value(&first))]
+                [("stats".to_string(), to_json_list(&first, "ContainerStats"))]
                     .into_iter()
                     .collect(),
             ),

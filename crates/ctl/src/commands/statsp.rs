@@ -6,7 +6,8 @@ use serde_json::Value;
 use crate::client::Ctx;
 use crate::commands::{parse_labels, resolve_pods, stats::cpu_percent};
 use crate::error::Error;
-use crate::output::{Format, Table, human_size, print_value, to_value, trunc_id};
+use crate::output::{Format, Table, human_size, print_value, trunc_id};
+use crate::protojson::to_json_list;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -45,9 +46,12 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
         Format::Table => table(&res.stats, args.no_trunc).print(),
         f => print_value(
             &Value::Object(
-                [("stats".to_string(), to_value(&res.stats))]
-                    .into_iter()
-                    .collect(),
+                [(
+                    "stats".to_string(),
+                    to_json_list(&res.stats, "PodSandboxStats"),
+                )]
+                .into_iter()
+                .collect(),
             ),
             f,
         ),

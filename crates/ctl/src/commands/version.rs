@@ -4,7 +4,8 @@ use berth_api::runtime::v1::VersionRequest;
 
 use crate::client::Ctx;
 use crate::error::Error;
-use crate::output::{Format, print_value, to_value};
+use crate::output::{Format, print_value};
+use crate::protojson::to_json;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,7 +20,7 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
         .call("Version", rt.version(VersionRequest::default()))
         .await?;
     match args.output {
-        Some(f @ (Format::Json | Format::Yaml)) => print_value(&to_value(&v), f),
+        Some(f @ (Format::Json | Format::Yaml)) => print_value(&to_json(&v, "VersionResponse"), f),
         _ => {
             println!("Version:  {}", v.version);
             println!("RuntimeName:  {}", v.runtime_name);
