@@ -70,7 +70,8 @@ impl Table {
 /// whose default is JSON, such as inspect).
 pub fn print_value(v: &Value, format: Format) -> Result<(), Error> {
     let text = match format {
-        Format::Yaml => to_yaml(v),
+        // crictl follows YAML with an empty line.
+        Format::Yaml => to_yaml(v) + "\n",
         Format::Json | Format::Table => {
             let mut s = serde_json::to_string_pretty(v).expect("a Value serializes");
             s.push('\n');
@@ -174,10 +175,14 @@ fn yaml_scalar(v: &Value) -> String {
 }
 
 fn yaml_string(s: &str) -> String {
+    // Digits may start a plain scalar unless the whole would read as a number.
+    let numeric = s.parse::<f64>().is_ok()
+        || s.starts_with("0x")
+        || s.starts_with("0o")
+        || (s.contains('_') && s.chars().all(|c| c.is_ascii_digit() || c == '_'));
     let plain = !s.is_empty()
-        && !s.starts_with(|c: char| {
-            c.is_whitespace() || "-?:,[]{}#&*!|>'\"%@`".contains(c) || c.is_ascii_digit()
-        })
+        && !numeric
+        && !s.starts_with(|c: char| c.is_whitespace() || "-?:,[]{}#&*!|>'\"%@`".contains(c))
         && !s.ends_with(char::is_whitespace)
         && !s.contains(": ")
         && !s.contains(" #")
@@ -339,12 +344,15 @@ mod tests {
             "empty": {},
             "none": [],
             "count": 3,
-            "flag": "true"
+            "flag": "true",
+            "ip": "10.96.0.10",
+            "hex": "39fd17",
+            "num": "1e5"
         });
         assert_eq!(
             to_yaml(&v),
-            "count: 3\nempty: {}\nflag: \"true\"\nid: abc\nlabels:\n  app: web\n  n: \"1\"\n\
-             mounts:\n- path: /x\n  ro: true\nnone: []\ntags:\n- a:1\n- b\n"
+            "count: 3\nempty: {}\nflag: \"true\"\nhex: 39fd17\nid: abc\nip: 10.96.0.10\nlabels:\n  app: web\n  n: \"1\"\n\
+             mounts:\n- path: /x\n  ro: true\nnone: []\nnum: \"1e5\"\ntags:\n- a:1\n- b\n"
         );
     }
 }

@@ -67,9 +67,6 @@ fn convert(v: Value, type_name: &str) -> Value {
     };
     let mut out = Map::new();
     for (key, val) in map {
-        if val.is_null() {
-            continue;
-        }
         match desc.field.iter().find(|f| f.name() == key) {
             Some(f) => {
                 let name = f.json_name.clone().unwrap_or_else(|| key.clone());
@@ -157,7 +154,54 @@ mod tests {
         assert_eq!(v["labels"]["io.kubernetes.pod_name"], "v");
         assert_eq!(v["mounts"][0]["containerPath"], "/m");
         assert_eq!(v["mounts"][0]["propagation"], "PROPAGATION_BIDIRECTIONAL");
-        assert!(v.get("resources").is_none(), "unset messages are left out");
+        assert!(v["resources"].is_null(), "unset messages are null");
         assert!(v.get("log_path").is_none());
+    }
+}
+
+/// Replaces unix-nanosecond times at `keys` of `obj` with RFC3339 (UTC, trailing zeros of
+/// the fraction dropped; 0 is Go's zero time), as crictl's inspect shows them.
+pub fn rfc3339_times(obj: &mut Value, keys: &[&str]) {
+    for key in keys {
+        let Some(v) = obj.get_mut(*key) else {
+            continue;
+        };
+        let nanos = match v {
+            Value::String(s) => s.parse::<i64>().ok(),
+            Value::Number(n) => n.as_i64(),
+            _ => None,
+        };
+        if let Some(n) = nanos {
+            *v = Value::String(rfc3339(n));
+        }
+    }
+}
+
+pub fn rfc3339(nanos: i64) -> String {
+    if nanos <= 0 {
+        return "0001-01-01T00:00:00Z".to_string();
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos as u64);
+    let s = humantime::format_rfc3339_nanos(t).to_string();
+    let body = s
+        .trim_end_matches('Z')
+        .trim_end_matches('0')
+        .trim_end_matches('.');
+    format!("{body}Z")
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn times_read_like_go_rfc3339nano() {
+        assert_eq!(rfc3339(0), "0001-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_000_000_000), "1970-01-01T00:00:01Z");
+        assert_eq!(rfc3339(1_500_000_000), "1970-01-01T00:00:01.5Z");
+        assert_eq!(
+            rfc3339(1_795_587_208_902_097_572),
+            "2026-11-25T06:13:28.902097572Z"
+        );
     }
 }

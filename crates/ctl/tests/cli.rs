@@ -389,6 +389,12 @@ fn lifecycle(b: &Berthd, registry: &Registry) -> TestResult {
         || yaml.clone(),
     )?;
 
+    // With BERTHCTL_CRICTL naming a crictl binary, the same commands through crictl print
+    // the same (ages and sampling timestamps aside).
+    if let Some(crictl) = std::env::var_os("BERTHCTL_CRICTL") {
+        same_as_crictl(b, Path::new(&crictl), &ctr_id, &pod_id, &image)?;
+    }
+
     // exec -s: output and exit code
     let out = ctl(b, &["exec", "-s", &ctr_id, "sh", "-c", "echo from-exec"])?;
     ensure(out == "from-exec\n", || {
@@ -614,6 +620,79 @@ fn lifecycle(b: &Berthd, registry: &Registry) -> TestResult {
         format!("line {}: {:?}", line!(), out)
     })?;
     Ok(())
+}
+
+fn same_as_crictl(b: &Berthd, crictl: &Path, ctr: &str, pod: &str, image: &str) -> TestResult {
+    let ep = b.endpoint();
+    let cfg = tempfile::NamedTempFile::new()?;
+    let cmds: Vec<Vec<&str>> = vec![
+        vec!["version"],
+        vec!["info"],
+        vec!["pods"],
+        vec!["pods", "-o", "json"],
+        vec!["pods", "-o", "yaml"],
+        vec!["ps", "-a", "--label", "none=none"],
+        vec!["ps", "-o", "json"],
+        vec!["images"],
+        vec!["images", "--digests"],
+        vec!["images", "-o", "json"],
+        vec!["inspect", ctr],
+        vec!["inspectp", pod],
+        vec!["inspecti", image],
+        vec!["imagefsinfo"],
+    ];
+    let mut diffs = Vec::new();
+    for args in cmds {
+        let theirs = std::process::Command::new(crictl)
+            .arg("--config")
+            .arg(cfg.path())
+            .args(["-r", &ep, "-i", &ep])
+            .args(&args)
+            .output()?;
+        // crictl stats clears the screen first.
+        let theirs = String::from_utf8_lossy(&theirs.stdout).replace("\x1b[2J\x1b[H", "");
+        let ours = ctl(b, &args)?;
+        let norm = |out: &str| -> String {
+            match serde_json::from_str::<Value>(out) {
+                Ok(v) => without_timestamps(v).to_string(),
+                Err(_) => format!(
+                    "{:?}",
+                    rows(out)
+                        .into_iter()
+                        .map(|r| r
+                            .into_iter()
+                            .map(|c| if c.ends_with(" ago") {
+                                "<AGE>".to_string()
+                            } else {
+                                c
+                            })
+                            .collect::<Vec<_>>())
+                        .collect::<Vec<_>>()
+                ),
+            }
+        };
+        if norm(&theirs) != norm(&ours) {
+            diffs.push(format!(
+                "{args:?}\n  crictl:   {theirs}\n  berthctl: {ours}"
+            ));
+        }
+    }
+    ensure(diffs.is_empty(), || diffs.join("\n"))
+}
+
+/// Drops sampling times ("timestamp"), which differ between two calls, and unset fields
+/// (crictl shows some as null and leaves others out).
+fn without_timestamps(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(k, v)| k != "timestamp" && !v.is_null())
+                .map(|(k, v)| (k, without_timestamps(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(without_timestamps).collect()),
+        other => other,
+    }
 }
 
 /// The same berthctl commands against berthd and against Debian's containerd (started

@@ -4,10 +4,10 @@ use berth_api::runtime::v1::ContainerStatusRequest;
 use serde_json::{Value, json};
 
 use crate::client::Ctx;
-use crate::commands::{info_value, resolve_containers};
+use crate::commands::{resolve_containers, verbose_info};
 use crate::error::Error;
 use crate::output::{Format, print_value};
-use crate::protojson::to_json;
+use crate::protojson::{rfc3339_times, to_json};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,11 +34,12 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
                 }),
             )
             .await?;
-        let status = to_json(&res.status, "ContainerStatus");
+        let mut status = to_json(&res.status, "ContainerStatus");
+        rfc3339_times(&mut status, &["createdAt", "startedAt", "finishedAt"]);
         let out: Value = if args.quiet {
             json!({ "status": status })
         } else {
-            json!({ "status": status, "info": info_value(&res.info) })
+            json!({ "status": status, "info": verbose_info(&res.info) })
         };
         print_value(&out, args.output)?;
     }

@@ -4,7 +4,7 @@ use berth_api::runtime::v1::{ImageSpec, ImageStatusRequest};
 use serde_json::{Value, json};
 
 use crate::client::Ctx;
-use crate::commands::info_value;
+use crate::commands::verbose_info;
 use crate::error::Error;
 use crate::output::{Format, print_value};
 use crate::protojson::to_json;
@@ -42,7 +42,7 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
         };
         let mut out: Value = json!({ "status": to_json(&status, "Image") });
         if !args.quiet {
-            out["info"] = info_value(&res.info);
+            out["info"] = verbose_info(&res.info);
         }
         print_value(&out, args.output)?;
     }

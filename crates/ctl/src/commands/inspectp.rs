@@ -4,10 +4,10 @@ use berth_api::runtime::v1::PodSandboxStatusRequest;
 use serde_json::{Value, json};
 
 use crate::client::Ctx;
-use crate::commands::{info_value, resolve_pods};
+use crate::commands::{resolve_pods, verbose_info};
 use crate::error::Error;
 use crate::output::{Format, print_value};
-use crate::protojson::{to_json, to_json_list};
+use crate::protojson::{rfc3339_times, to_json, to_json_list};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,10 +34,11 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
                 }),
             )
             .await?;
-        let status = to_json(&res.status, "PodSandboxStatus");
+        let mut status = to_json(&res.status, "PodSandboxStatus");
+        rfc3339_times(&mut status, &["createdAt"]);
         let mut out: Value = json!({ "status": status });
         if !args.quiet {
-            out["info"] = info_value(&res.info);
+            out["info"] = verbose_info(&res.info);
         }
         if !res.containers_statuses.is_empty() {
             out["containersStatuses"] = to_json_list(&res.containers_statuses, "ContainerStatus");

@@ -169,6 +169,17 @@ pub fn info_value(info: &HashMap<String, String>) -> Value {
     Value::Object(map)
 }
 
+/// The `info` of inspect, inspectp and inspecti as crictl shows it: runtimes put their
+/// verbose record under the key "info", which is shown in place of the map; other keys
+/// are shown beside it only when there is no such key.
+pub fn verbose_info(info: &HashMap<String, String>) -> Value {
+    let mut all = info_value(info);
+    match all.get_mut("info").map(Value::take) {
+        Some(inner) => inner,
+        None => all,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +216,14 @@ mod tests {
         assert_eq!(l["app"], "web");
         assert_eq!(l["empty"], "");
         assert!(parse_labels(&["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn verbose_info_unwraps_the_info_key() {
+        let m: HashMap<String, String> = [("info".to_string(), r#"{"pid": 7}"#.to_string())].into();
+        assert_eq!(verbose_info(&m), serde_json::json!({"pid": 7}));
+        let m: HashMap<String, String> = [("other".to_string(), "x".to_string())].into();
+        assert_eq!(verbose_info(&m), serde_json::json!({"other": "x"}));
     }
 
     #[test]
