@@ -785,6 +785,13 @@ fn kill_all_signals_every_process() -> R {
                 .unwrap_or(false)
         }),
         "no process left",
+    )?;
+    // As runc: `kill --all` of a stopped container succeeds (containerd's shim sends it),
+    // a plain kill does not.
+    root.ok(&["kill", "--all", &id, "KILL"]);
+    check(
+        root.run(&["kill", &id, "KILL"]).status.code() != Some(0),
+        "plain kill of a stopped container fails",
     )
 }
 

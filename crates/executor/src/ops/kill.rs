@@ -40,11 +40,16 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 pub fn kill(rt: &Runtime, id: &str, signal: i32, all: bool) -> Result<()> {
     let c = Container::load(&rt.root, id)?;
     let status = c.status();
-    if !status.can_kill() {
+    // With --all the cgroup is the target, which may hold processes after init has exited
+    // (containerd's shim sends `kill --all` to stopped containers): as runc, allowed then.
+    if all {
+        if status.can_kill() || status == crate::state::Status::Stopped {
+            return signal_all(&c, signal);
+        }
         return Err(c.bad_state(status, "kill"));
     }
-    if all {
-        return signal_all(&c, signal);
+    if !status.can_kill() {
+        return Err(c.bad_state(status, "kill"));
     }
     let pidfd = crate::sys::pidfd_open(c.record.pid).map_err(|e| Error::sys("pidfd_open", e))?;
     crate::sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&pidfd), signal)
