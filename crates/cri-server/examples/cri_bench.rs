@@ -30,15 +30,10 @@ use anyhow::{Context, Result, bail};
 use berth_api::runtime::v1::image_service_client::ImageServiceClient;
 use berth_api::runtime::v1::runtime_service_client::RuntimeServiceClient;
 use berth_api::runtime::v1::*;
+use berth_cri_server::streaming::client as stream_client;
 use clap::Parser;
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
-
-// The SPDY/WebSocket remotecommand client of berthd's tests, over berthd's own codec; only its
-// SPDY half is used here.
-#[allow(dead_code)]
-#[path = "../tests/support/stream_client.rs"]
-mod stream_client;
 
 /// Label on every pod cri_bench makes; `--down` removes the pods that carry it.
 const BENCH_LABEL: &str = "berth.bench";
