@@ -4,6 +4,7 @@
 //!   cri_bench --socket PATH --image REF [--iterations N] [--label NAME] [--pull]
 //!   cri_bench --socket PATH --image REF --up N      # leave N pods running (one container each)
 //!   cri_bench --socket PATH --down                  # stop and remove every pod cri_bench made
+//!   cri_bench --socket PATH --image REF --exec N    # exec latency in one running container
 //!
 //! Each iteration is one pod's life as a kubelet drives it: RunPodSandbox (CNI network, PID
 //! namespace per container), PodSandboxStatus, then one container in it: CreateContainer
@@ -12,6 +13,14 @@
 //! work of the client's in between). One JSON line per iteration goes to stdout (milliseconds
 //! per step); medians and lifecycle sums go to stderr. `--pull` pulls the image first, untimed;
 //! the image must be present otherwise.
+//!
+//! `--exec N` (hack/bench/exec) starts one pod with one container, untimed, then times N
+//! ExecSync calls of `/bin/busybox true` and N SPDY exec round trips of the same command: the
+//! Exec RPC, connecting to the URL it returns, the SPDY/3.1 upgrade with `v4.channel.k8s.io`,
+//! opening the error and stdout streams, and reading until the exit status has arrived on the
+//! error stream. The two kinds alternate, after `--warmup` untimed calls of each. One JSON line
+//! per call goes to stdout (`{"label":..,"measure":"exec_sync"|"spdy_exec","ms":..}`); the pod
+//! is removed at the end.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,6 +30,7 @@ use anyhow::{Context, Result, bail};
 use berth_api::runtime::v1::image_service_client::ImageServiceClient;
 use berth_api::runtime::v1::runtime_service_client::RuntimeServiceClient;
 use berth_api::runtime::v1::*;
+use berth_cri_server::streaming::client as stream_client;
 use clap::Parser;
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -79,6 +89,12 @@ struct Args {
     /// Stop and remove every pod cri_bench started on this runtime, then exit.
     #[arg(long)]
     down: bool,
+    /// Time this many ExecSync calls and as many SPDY exec round trips in one container.
+    #[arg(long)]
+    exec: Option<usize>,
+    /// Untimed exec calls of each kind before the timed ones (with --exec).
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
 }
 
 type Rt = RuntimeServiceClient<Channel>;
@@ -306,6 +322,126 @@ async fn down(rt: &mut Rt) -> Result<usize> {
     Ok(n)
 }
 
+/// What every exec runs: a process that exits at once with status 0.
+const EXEC_CMD: [&str; 2] = ["/bin/busybox", "true"];
+const EXEC_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// One ExecSync of EXEC_CMD; fails unless it exits 0.
+async fn exec_sync(rt: &mut Rt, container_id: &str) -> Result<()> {
+    let resp = rt
+        .exec_sync(ExecSyncRequest {
+            container_id: container_id.into(),
+            cmd: EXEC_CMD.iter().map(|s| s.to_string()).collect(),
+            timeout: 0,
+        })
+        .await
+        .context("ExecSync")?
+        .into_inner();
+    if resp.exit_code != 0 {
+        bail!(
+            "ExecSync exited {}: {}",
+            resp.exit_code,
+            String::from_utf8_lossy(&resp.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// One exec as the kubelet proxies `kubectl exec` (without stdin): the Exec RPC, then the
+/// streaming URL over SPDY/3.1 with v4.channel.k8s.io, until the exit status has arrived.
+async fn spdy_exec(rt: &mut Rt, container_id: &str) -> Result<()> {
+    let url = rt
+        .exec(ExecRequest {
+            container_id: container_id.into(),
+            cmd: EXEC_CMD.iter().map(|s| s.to_string()).collect(),
+            tty: false,
+            stdin: false,
+            stdout: true,
+            stderr: false,
+        })
+        .await
+        .context("Exec")?
+        .into_inner()
+        .url;
+    let up = stream_client::upgrade(
+        &url,
+        &[
+            ("Connection", "Upgrade"),
+            ("Upgrade", "SPDY/3.1"),
+            ("X-Stream-Protocol-Version", "v4.channel.k8s.io"),
+        ],
+    )
+    .await
+    .with_context(|| format!("connect {url}"))?;
+    if up.status != 101 {
+        bail!("upgrade {url}: {} {}", up.status, up.body);
+    }
+    let mut s = stream_client::SpdyClient::new(up.stream);
+    let error = s.open(&[("streamType", "error")]).await?;
+    s.open(&[("streamType", "stdout")]).await?;
+    // The status is the error stream's only message: berthd closes the stream after it,
+    // containerd's server writes it and then resets the streams and closes the connection.
+    s.read_until(EXEC_WAIT, |s| {
+        s.fin.contains(&error) || s.reset.contains(&error) || s.eof
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("exec {url}: {e}"))?;
+    let status = s.text(error);
+    if !status.contains("\"Success\"") {
+        bail!("exec {url}: status {status:?}");
+    }
+    Ok(())
+}
+
+/// `--exec N`: one container, then alternating timed ExecSync and SPDY exec calls.
+async fn exec_bench(rt: &mut Rt, args: &Args, tag: &str, n: usize) -> Result<()> {
+    let name = format!("exec-{tag}");
+    let (pod_id, container_id) = up_one(rt, args, &name, &mut HashMap::new()).await?;
+    let result = async {
+        for _ in 0..args.warmup {
+            exec_sync(rt, &container_id).await?;
+            spdy_exec(rt, &container_id).await?;
+        }
+        for _ in 0..n {
+            let t0 = Instant::now();
+            exec_sync(rt, &container_id).await?;
+            let sync_ms = t0.elapsed().as_secs_f64() * 1e3;
+            let t0 = Instant::now();
+            spdy_exec(rt, &container_id).await?;
+            let spdy_ms = t0.elapsed().as_secs_f64() * 1e3;
+            for (measure, ms) in [("exec_sync", sync_ms), ("spdy_exec", spdy_ms)] {
+                println!(
+                    "{}",
+                    serde_json::json!({"label": args.label, "measure": measure, "ms": ms})
+                );
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    let _ = rt
+        .stop_container(StopContainerRequest {
+            container_id: container_id.clone(),
+            timeout: 0,
+        })
+        .await;
+    let _ = rt
+        .remove_container(RemoveContainerRequest { container_id })
+        .await;
+    let _ = rt
+        .stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: pod_id.clone(),
+        })
+        .await;
+    let _ = rt
+        .remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: pod_id,
+        })
+        .await;
+    let _ = std::fs::remove_dir_all(args.log_dir.join(&name));
+    result
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -346,6 +482,9 @@ async fn run(args: Args) -> Result<()> {
             .context("PullImage")?;
     }
     let tag = format!("{}-{}", args.label, std::process::id());
+    if let Some(n) = args.exec {
+        return exec_bench(&mut rt, &args, &tag, n).await;
+    }
     if let Some(count) = args.up {
         for i in 0..count {
             let mut times = HashMap::new();

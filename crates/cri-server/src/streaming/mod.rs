@@ -5,8 +5,9 @@
 //! request to SPDY/3.1 ([`spdy`]) or WebSocket ([`websocket`]) and speaks the Kubernetes
 //! subprotocols: [`remotecommand`] for exec and attach, [`portforward`] for ports.
 //! [`server`] accepts connections and does the HTTP handshake. docs/streaming.md has the
-//! protocol notes.
+//! protocol notes. [`client`] is the other side, for tests and benchmarks.
 
+pub mod client;
 pub mod portforward;
 pub mod remotecommand;
 pub mod server;

@@ -1,5 +1,5 @@
 //! Exec, Attach and PortForward through berthd's streaming server, with real containers:
-//! SPDY/3.1 and WebSocket clients from tests/support/stream_client.rs.
+//! SPDY/3.1 and WebSocket clients from berth_cri_server::streaming::client.
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! and a real docker-registry on loopback serving the test images of hack/images/build.
 #![allow(dead_code)]
 
-pub mod stream_client;
+pub use berth_cri_server::streaming::client as stream_client;
 
 use std::fs;
 use std::io::{Read, Write};

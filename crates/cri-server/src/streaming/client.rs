@@ -1,14 +1,15 @@
-//! Clients for berthd's streaming server, for the tests: the HTTP upgrade, SPDY/3.1 (over
-//! berthd's own frame and header codec) and the WebSocket channel protocol.
+//! Clients of the streaming protocols, for berthd's tests and benchmarks (not used by berthd
+//! itself): the HTTP upgrade, SPDY/3.1 over berthd's own frame and header codec, and the
+//! WebSocket channel protocol. They speak what the kubelet and crictl speak, so they work
+//! against any CRI runtime's streaming server (containerd's included: the exec benchmark,
+//! hack/bench/exec, drives both). Minimal by design: no flow control, everything buffered.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use berth_cri_server::streaming::spdy::frame::{FLAG_FIN, Frame};
-use berth_cri_server::streaming::spdy::zlib::{Decoder, Encoder};
-use berth_cri_server::streaming::websocket::{
-    MessageReader, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, encode_frame,
-};
+use super::spdy::frame::{FLAG_FIN, Frame};
+use super::spdy::zlib::{Decoder, Encoder};
+use super::websocket::{MessageReader, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, encode_frame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -33,8 +34,9 @@ impl Upgraded {
 
 /// Sends `POST <url>` with `headers` and reads the response head.
 pub async fn upgrade(url: &str, headers: &[(&str, &str)]) -> std::io::Result<Upgraded> {
-    let rest = url.strip_prefix("http://").expect("an http:// URL");
-    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
+    let bad_url = || std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("url {url}"));
+    let rest = url.strip_prefix("http://").ok_or_else(bad_url)?;
+    let (host, path) = rest.split_at(rest.find('/').ok_or_else(bad_url)?);
     let mut stream = TcpStream::connect(host).await?;
     let mut req = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n");
     for (n, v) in headers {
