@@ -1368,6 +1368,38 @@ mod tests {
     }
 
     #[test]
+    fn command_lines_of_berth_shim_and_sandbox() {
+        let Cmd::Create { id, args } =
+            cmd("--root /r create --bundle /b --pid-file /p --console-socket /s c1")
+        else {
+            panic!()
+        };
+        assert_eq!((id.as_str(), args.bundle.to_str()), ("c1", Some("/b")));
+        let Cmd::Exec(a) = cmd(
+            "--root /r exec --process /p.json --pid-file /p --tty --console-socket /s --detach c1",
+        ) else {
+            panic!()
+        };
+        assert!(a.tty && a.detach && a.command.is_empty());
+        assert_eq!(a.process, Some("/p.json".into()));
+        assert!(matches!(
+            cmd("--root /r kill --all c1 9"),
+            Cmd::Kill { all: true, .. }
+        ));
+        assert!(matches!(
+            cmd("--root /r delete --force c1"),
+            Cmd::Delete { force: true, .. }
+        ));
+        assert!(matches!(
+            cmd("--root /r update --resources - c1"),
+            Cmd::Update(UpdateArgs {
+                resources: Some(_),
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn usage_errors_name_the_verb() {
         let e = parse_line("create").unwrap_err();
         assert_eq!(e.verb, Some("create"));
