@@ -1,5 +1,6 @@
 //! berth-oci: the command line, runc-compatible in verbs, flags, exit codes and output.
 
+mod cli;
 mod logging;
 
 /// The command line's error: a message, printed as is. (anyhow would capture a backtrace for
@@ -44,220 +45,10 @@ macro_rules! bail {
 }
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use berth_executor::ops::{self, Runtime};
-use clap::{Args, Parser, Subcommand};
-
-#[derive(Parser)]
-#[command(
-    name = "berth-oci",
-    version,
-    about = "berth's runc-compatible OCI runtime"
-)]
-struct Cli {
-    /// Directory for container state.
-    #[arg(long, global = true, default_value = ops::DEFAULT_ROOT)]
-    root: PathBuf,
-    /// Log file (default: stderr).
-    #[arg(long, global = true)]
-    log: Option<PathBuf>,
-    /// Log format: text or json.
-    #[arg(long, global = true, default_value = "text")]
-    log_format: logging::Format,
-    /// Log at debug level.
-    #[arg(long, global = true)]
-    debug: bool,
-    /// cgroupsPath is in systemd's slice:prefix:name form.
-    #[arg(long, global = true)]
-    systemd_cgroup: bool,
-    /// Accepted for runc compatibility; berth-oci detects what it can do.
-    #[arg(long, global = true, hide = true)]
-    rootless: Option<String>,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Args)]
-struct CreateArgs {
-    /// Bundle directory (holding config.json).
-    #[arg(short, long, default_value = ".")]
-    bundle: PathBuf,
-    #[arg(long)]
-    pid_file: Option<PathBuf>,
-    /// Unix socket that receives the pty master when process.terminal is set.
-    #[arg(long)]
-    console_socket: Option<PathBuf>,
-    /// chroot instead of pivot_root (for ramdisk roots).
-    #[arg(long)]
-    no_pivot: bool,
-    /// Keep the caller's session keyring.
-    #[arg(long)]
-    no_new_keyring: bool,
-    /// Pass descriptors 3..3+N to the container.
-    #[arg(long, default_value_t = 0)]
-    preserve_fds: u32,
-}
-
-impl CreateArgs {
-    fn options(&self) -> ops::create::CreateOptions {
-        ops::create::CreateOptions {
-            bundle: self.bundle.clone(),
-            pid_file: self.pid_file.clone(),
-            console_socket: self.console_socket.clone(),
-            no_pivot: self.no_pivot,
-            no_new_keyring: self.no_new_keyring,
-            preserve_fds: self.preserve_fds,
-        }
-    }
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Create a container, leaving its process waiting for `start`.
-    Create {
-        id: String,
-        #[command(flatten)]
-        args: CreateArgs,
-    },
-    /// Start a created container's program.
-    Start { id: String },
-    /// Create and start a container; in the foreground, wait for it and return its exit code.
-    Run {
-        id: String,
-        #[command(flatten)]
-        args: CreateArgs,
-        #[arg(short, long)]
-        detach: bool,
-        /// Keep the container's state after it exits.
-        #[arg(long)]
-        keep: bool,
-    },
-    /// Print a container's OCI state as JSON.
-    State { id: String },
-    /// Send a signal (name or number, default SIGTERM) to a container.
-    Kill {
-        id: String,
-        signal: Option<String>,
-        /// Signal every process in the container.
-        #[arg(short, long)]
-        all: bool,
-    },
-    /// Delete a container.
-    Delete {
-        id: String,
-        /// Kill a running container first.
-        #[arg(short, long)]
-        force: bool,
-    },
-    /// Run a process in a running container.
-    Exec(ExecArgs),
-    /// List the processes of a container.
-    Ps {
-        id: String,
-        #[arg(short, long, default_value = "table")]
-        format: String,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        ps_args: Vec<String>,
-    },
-    /// List containers.
-    List {
-        #[arg(short, long, default_value = "table")]
-        format: String,
-        #[arg(short, long)]
-        quiet: bool,
-    },
-    /// Freeze every process of a container.
-    Pause { id: String },
-    /// Thaw a paused container.
-    Resume { id: String },
-    /// Change a container's resource limits.
-    Update(UpdateArgs),
-    /// Print resource statistics (and OOM events) of a container.
-    Events {
-        id: String,
-        /// Print one set of statistics and exit.
-        #[arg(long)]
-        stats: bool,
-        /// Interval between statistics, e.g. 5s.
-        #[arg(long, default_value = "5s")]
-        interval: humantime::Duration,
-    },
-    /// Print the features this runtime supports, as JSON.
-    Features,
-    /// Write a default config.json.
-    Spec {
-        #[arg(short, long, default_value = ".")]
-        bundle: PathBuf,
-    },
-}
-
-#[derive(Args)]
-struct ExecArgs {
-    id: String,
-    /// Process JSON file (OCI `process` object); replaces the other process flags.
-    #[arg(short, long)]
-    process: Option<PathBuf>,
-    #[arg(short, long)]
-    tty: bool,
-    #[arg(short, long)]
-    detach: bool,
-    #[arg(long)]
-    pid_file: Option<PathBuf>,
-    #[arg(long)]
-    cwd: Option<PathBuf>,
-    #[arg(short, long)]
-    env: Vec<String>,
-    /// uid[:gid]
-    #[arg(short, long)]
-    user: Option<String>,
-    #[arg(short = 'g', long)]
-    additional_gids: Vec<u32>,
-    #[arg(short = 'c', long)]
-    cap: Vec<String>,
-    #[arg(long)]
-    console_socket: Option<PathBuf>,
-    #[arg(long)]
-    no_new_privs: bool,
-    #[arg(long, default_value_t = 0)]
-    preserve_fds: u32,
-    #[arg(long, hide = true)]
-    process_label: Option<String>,
-    #[arg(long, hide = true)]
-    apparmor: Option<String>,
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
-}
-
-#[derive(Args)]
-struct UpdateArgs {
-    id: String,
-    /// LinuxResources JSON file, or - for stdin.
-    #[arg(short, long)]
-    resources: Option<PathBuf>,
-    #[arg(long)]
-    memory: Option<i64>,
-    #[arg(long)]
-    memory_reservation: Option<i64>,
-    #[arg(long)]
-    memory_swap: Option<i64>,
-    #[arg(long)]
-    cpu_shares: Option<u64>,
-    #[arg(long)]
-    cpu_quota: Option<i64>,
-    #[arg(long)]
-    cpu_period: Option<u64>,
-    #[arg(long)]
-    cpuset_cpus: Option<String>,
-    #[arg(long)]
-    cpuset_mems: Option<String>,
-    #[arg(long)]
-    pids_limit: Option<i64>,
-    #[arg(long)]
-    blkio_weight: Option<u16>,
-}
+use cli::{Cli, Cmd, ExecArgs, Parsed, UpdateArgs};
 
 fn main() -> ExitCode {
     // Commands that put a process into a container first re-exec from a sealed copy of this
@@ -269,7 +60,32 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let cli = Cli::parse();
+    let argv = match std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string())
+        .collect()
+    {
+        Ok(argv) => argv,
+        Err(a) => {
+            eprintln!("berth-oci: argument {a:?} is not UTF-8");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = match cli::parse::<Vec<String>>(argv) {
+        Ok(Parsed::Run(cli)) => *cli,
+        Ok(Parsed::Help(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Version) => {
+            println!("berth-oci {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     let _guard = logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code as u8),
@@ -287,7 +103,7 @@ fn main() -> ExitCode {
 /// Whether the command line may run create, run or exec: anything but a command known not to
 /// enter a container (so an unexpected spelling errs on the sealed side).
 fn may_enter_container(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
-    const VALUE_FLAGS: &[&str] = &["--root", "--log", "--log-format", "--rootless"];
+    const VALUE_FLAGS: &[&str] = &["--root", "--log", "--log-format", "--rootless", "--criu"];
     const SAFE: &[&str] = &[
         "state",
         "start",
@@ -306,6 +122,7 @@ fn may_enter_container(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
         "-h",
         "--version",
         "-V",
+        "-v",
     ];
     let mut skip_value = false;
     for arg in args {
@@ -374,7 +191,7 @@ fn dispatch(cli: Cli) -> CliResult<i32> {
             if stats {
                 println!("{}", ops::events::stats(&rt, &id)?);
             } else {
-                ops::events::watch(&rt, &id, Duration::from(interval), |ev| println!("{ev}"))?;
+                ops::events::watch(&rt, &id, interval, |ev| println!("{ev}"))?;
             }
         }
         Cmd::Features => println!(

@@ -55,6 +55,7 @@ fn cases() -> Vec<Case> {
         run_prints_output_and_returns_exit_code,
         lifecycle_create_start_state_kill_delete,
         flags_after_the_id_and_numeric_or_named_signals,
+        usage_errors_exit_2_help_and_version_exit_0,
         default_root_is_run_berth_oci,
         pid_namespace_makes_process_pid_1,
         uts_namespace_sets_hostname_and_domainname,
@@ -217,6 +218,43 @@ fn flags_after_the_id_and_numeric_or_named_signals() -> R {
     }
     let out = root.run(&["kill", "nope", "NOTASIGNAL"]);
     check(!out.status.success(), "bad signal fails")
+}
+
+fn usage_errors_exit_2_help_and_version_exit_0() -> R {
+    let root = Root::new();
+    for args in [
+        &["create"][..],
+        &["frobnicate", "x"],
+        &["state", "x", "--no-such-flag"],
+        &["run", "-b"],
+        &["update", "--memory", "lots", "x"],
+        &["--log-format", "xml", "list"],
+    ] {
+        let out = root.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        check(
+            out.status.code() == Some(2) && err.contains("usage: berth-oci"),
+            format!("{args:?}: exit {:?}, stderr {err}", out.status.code()),
+        )?;
+    }
+    for args in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["help", "exec"],
+        &["-v"],
+    ] {
+        let out = root.run(args);
+        check(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("berth-oci"),
+            format!("{args:?}: exit {:?}", out.status.code()),
+        )?;
+    }
+    let out = root.run(&["--version"]);
+    check(
+        String::from_utf8_lossy(&out.stdout)
+            == format!("berth-oci {}\n", env!("CARGO_PKG_VERSION")),
+        "--version prints the name and version",
+    )
 }
 
 fn default_root_is_run_berth_oci() -> R {
