@@ -693,7 +693,11 @@ fn streaming(b: &Berthd, image: &str, tmp: &Path, ctr_id: &str) -> TestResult {
     )?;
 
     // exec -i: piped stdin reaches the command and ends it
-    let r = ctl_with_stdin(b, &["exec", "-i", ctr_id, "cat"], b"through-cat\n")?;
+    let r = ctl_with_stdin(
+        b,
+        &["exec", "-i", ctr_id, "busybox", "cat"],
+        b"through-cat\n",
+    )?;
     ensure(r.ok() && r.stdout == "through-cat\n", || {
         format!("exec -i: {r:?}")
     })?;
