@@ -32,7 +32,7 @@ pub struct Args {
 fn parse_port(s: &str) -> Result<(u16, u16), Error> {
     let bad = || Error::Usage(format!("port-forward: port {s}: want [local:]remote"));
     let (local, remote) = match s.split_once(':') {
-        Some((l, r)) if l.is_empty() => (r, r),
+        Some(("", r)) => (r, r),
         Some((l, r)) => (l, r),
         None => (s, s),
     };
