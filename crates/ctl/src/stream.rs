@@ -18,6 +18,9 @@ pub type Writer = SpdyWriter<OwnedWriteHalf>;
 pub const REMOTECOMMAND_V4: &str = "v4.channel.k8s.io";
 pub const PORTFORWARD: &str = "portforward.k8s.io";
 
+/// How long output may still arrive after the runtime has sent the command's status.
+const OUTPUT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn stream_err(url: &str, e: impl std::fmt::Display) -> Error {
     Error::Stream(format!("{url}: {e}"))
 }
@@ -164,8 +167,13 @@ pub async fn remotecommand(url: &str, s: Streams) -> Result<(), Error> {
     let mut status = Vec::new();
     let mut open_outputs = 1 + usize::from(stderr.is_some());
     let mut error_done = false;
+    // Once the status is in, output still in flight gets a moment, not forever (a server
+    // that never closes stdout must not hang berthctl).
+    let grace = tokio::time::sleep(std::time::Duration::from_secs(3600));
+    tokio::pin!(grace);
     while !(error_done && open_outputs == 0) {
         tokio::select! {
+            () = &mut grace, if error_done => break,
             ev = events.recv() => match ev {
                 None | Some(Ok(Event::GoAway)) => break,
                 Some(Err(e)) => return Err(io(e)),
@@ -183,6 +191,7 @@ pub async fn remotecommand(url: &str, s: Streams) -> Result<(), Error> {
                 Some(Ok(Event::Closed { stream } | Event::Reset { stream })) => {
                     if stream == error {
                         error_done = true;
+                        grace.as_mut().reset(tokio::time::Instant::now() + OUTPUT_GRACE);
                     } else if stream == stdout || Some(stream) == stderr {
                         open_outputs = open_outputs.saturating_sub(1);
                     }

@@ -441,3 +441,101 @@ impl WsClient {
         Ok(pong)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reader_reports_each_frame_as_an_event() {
+        let (mut w, theirs) = tokio::io::duplex(4096);
+        let mut reader = SpdyReader::new(theirs);
+        let frames = [
+            Frame::Data {
+                stream_id: 3,
+                flags: 0,
+                data: b"out".to_vec(),
+            },
+            Frame::Data {
+                stream_id: 3,
+                flags: FLAG_FIN,
+                data: b"last".to_vec(),
+            },
+            Frame::Data {
+                stream_id: 1,
+                flags: FLAG_FIN,
+                data: Vec::new(),
+            },
+            Frame::RstStream {
+                stream_id: 5,
+                status: 1,
+            },
+            Frame::Ping { id: 2 },
+            Frame::GoAway {
+                last_good_stream_id: 5,
+                status: 0,
+            },
+        ];
+        for f in &frames {
+            w.write_all(&f.encode()).await.unwrap();
+        }
+        drop(w);
+        let mut events = Vec::new();
+        while let Some(e) = reader.next_event().await.unwrap() {
+            events.push(e);
+        }
+        assert_eq!(
+            events,
+            [
+                Event::Data {
+                    stream: 3,
+                    bytes: b"out".to_vec()
+                },
+                Event::Data {
+                    stream: 3,
+                    bytes: b"last".to_vec()
+                },
+                Event::Closed { stream: 3 },
+                Event::Closed { stream: 1 },
+                Event::Reset { stream: 5 },
+                Event::Ping { id: 2 },
+                Event::GoAway,
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn writer_numbers_streams_odd_and_says_which_comes_next() {
+        let (a, b) = tokio::io::duplex(4096);
+        let mut w = SpdyWriter::new(a);
+        assert_eq!(w.next_id(), 1);
+        assert_eq!(w.open(&[("streamType", "error")]).await.unwrap(), 1);
+        assert_eq!(w.next_id(), 3);
+        assert_eq!(w.open(&[("streamType", "data")]).await.unwrap(), 3);
+        w.send(3, b"x").await.unwrap();
+        w.close(3).await.unwrap();
+        drop(w);
+        let mut b = b;
+        let mut kinds = Vec::new();
+        while let Some(f) = Frame::read(&mut b).await.unwrap() {
+            kinds.push(match f {
+                Frame::SynStream { stream_id, .. } => format!("syn {stream_id}"),
+                Frame::Data {
+                    stream_id,
+                    flags,
+                    data,
+                } => format!("data {stream_id} {flags} {}", data.len()),
+                _ => "other".into(),
+            });
+        }
+        assert_eq!(
+            kinds,
+            [
+                "syn 1",
+                "syn 3",
+                "data 3 0 1",
+                &format!("data 3 {FLAG_FIN} 0")
+            ]
+        );
+    }
+}
