@@ -669,6 +669,8 @@ fn streaming(b: &Berthd, image: &str, tmp: &Path, ctr_id: &str) -> TestResult {
         None,
     )?;
     let slave = pty.slave;
+    // Kept open to read the terminal's modes after berthctl has gone.
+    let ours = slave.try_clone()?;
     let mut child = Command::new(BERTHCTL)
         .args(["--config", "/nonexistent/crictl.yaml", "-r", &ep])
         .args(["exec", "-it", ctr_id, "sh"])
@@ -690,6 +692,42 @@ fn streaming(b: &Berthd, image: &str, tmp: &Path, ctr_id: &str) -> TestResult {
     ensure(
         exited && status.code() == Some(7) && out.contains("hi-3"),
         || format!("exec -it: exited {exited} {status:?} {out:?}"),
+    )?;
+    let modes = nix::sys::termios::tcgetattr(&ours)?.local_flags;
+    use nix::sys::termios::LocalFlags;
+    ensure(
+        modes.contains(LocalFlags::ICANON | LocalFlags::ECHO),
+        || format!("terminal left raw: {modes:?}"),
+    )?;
+    drop(ours);
+
+    // streaming exec keeps stdout and stderr apart and passes the exit code on
+    let r = berthctl(
+        &[
+            "-r",
+            &ep,
+            "exec",
+            ctr_id,
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+        &[],
+        SHORT,
+    );
+    ensure(
+        r.code == Some(3) && r.stdout == "out\n" && r.stderr == "err\n",
+        || format!("exec: {r:?}"),
+    )?;
+    let r = berthctl(&["-r", &ep, "exec", ctr_id, "no-such-command"], &[], SHORT);
+    ensure(
+        r.code == Some(1) && r.stderr.contains("no-such-command"),
+        || format!("exec missing command: {r:?}"),
+    )?;
+    let r = berthctl(&["-r", &ep, "exec", "-s", "-i", ctr_id, "sh"], &[], SHORT);
+    ensure(
+        !r.ok() && r.stderr.contains("-s runs through ExecSync"),
+        || format!("exec -s -i: {r:?}"),
     )?;
 
     // exec -i: piped stdin reaches the command and ends it
