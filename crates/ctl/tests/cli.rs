@@ -819,7 +819,46 @@ fn streaming(b: &Berthd, image: &str, tmp: &Path, ctr_id: &str) -> TestResult {
             let _ = c.read_to_string(&mut page);
             page.starts_with("HTTP/1.") && page.contains("forwarded-page")
         });
-        ensure(fetched, || format!("port-forward GET: {page:?}"))
+        ensure(fetched, || format!("port-forward GET: {page:?}"))?;
+        drop(pf);
+
+        // nothing listening on the remote port: that connection closes, the error is shown
+        let mut pf = Command::new(BERTHCTL)
+            .args(["--config", "/nonexistent/crictl.yaml", "-r", &ep])
+            .args(["port-forward", &pod, "0:9"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let out = collect(pf.stdout.take().unwrap());
+        let err = collect(pf.stderr.take().unwrap());
+        let mut port = None;
+        eventually(SHORT, || {
+            port = out
+                .lock()
+                .unwrap()
+                .lines()
+                .find_map(|l| l.strip_prefix("Forwarding from 127.0.0.1:"))
+                .and_then(|l| l.split_once(" -> 9"))
+                .and_then(|(p, _)| p.parse::<u16>().ok());
+            port.is_some()
+        });
+        let mut got = Vec::new();
+        if let Some(port) = port {
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            c.set_read_timeout(Some(SHORT))?;
+            let _ = c.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let _ = c.read_to_end(&mut got);
+        }
+        let reported = eventually(SHORT, || err.lock().unwrap().contains("port-forward"));
+        let _ = pf.kill();
+        let _ = pf.wait();
+        ensure(port.is_some() && got.is_empty() && reported, || {
+            format!(
+                "port-forward to a closed port: {port:?} {got:?} {:?}",
+                err.lock().unwrap()
+            )
+        })
     })();
     ctl(b, &["rmp", "-f", &pod])?;
     result
