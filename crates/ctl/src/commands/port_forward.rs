@@ -185,7 +185,17 @@ async fn forward(session: &Session, conn: TcpStream, remote: u16) -> std::io::Re
                 },
             }
         }
-        wr.shutdown().await
+        let closed = wr.shutdown().await;
+        // The runtime may close the data stream before its error arrives: wait briefly.
+        if errors
+            && let Ok(Some(Some(msg))) =
+                tokio::time::timeout(Duration::from_secs(1), err_rx.recv()).await
+        {
+            return Err(std::io::Error::other(
+                String::from_utf8_lossy(&msg).trim().to_string(),
+            ));
+        }
+        closed
     };
     tokio::pin!(upload);
     tokio::pin!(download);
