@@ -28,6 +28,10 @@ pub enum Error {
         what: &'static str,
         why: &'static str,
     },
+    /// The streaming connection of exec, attach or port-forward failed, or the remote
+    /// command failed other than by exiting non-zero.
+    #[error("stream {0}")]
+    Stream(String),
     #[error("write output: {0}")]
     Output(#[from] std::io::Error),
     /// A command's remote process exited non-zero: berthctl exits with its code.

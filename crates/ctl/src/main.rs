@@ -8,6 +8,7 @@ mod error;
 mod logs;
 mod output;
 mod protojson;
+mod stream;
 mod yaml;
 
 use std::path::PathBuf;

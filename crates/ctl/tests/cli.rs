@@ -5,8 +5,10 @@
 
 mod support;
 
+use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::OnceLock;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -100,19 +102,11 @@ fn endpoint_precedence_flag_env_config_default() -> TestResult {
     )
 }
 
-fn streaming_commands_say_they_are_unsupported() -> TestResult {
-    for args in [
-        vec!["attach", "abc"],
-        vec!["port-forward", "abc", "8080:80"],
-        vec!["exec", "-it", "abc", "sh"],
-    ] {
-        let r = berthctl(&args, &[], SHORT);
-        ensure(
-            !r.ok() && r.stderr.contains("not supported by this berthctl yet"),
-            || format!("{args:?}: {r:?}"),
-        )?;
-    }
-    Ok(())
+fn streaming_commands_name_bad_ports() -> TestResult {
+    let r = berthctl(&["port-forward", "abc", "x:80"], &[], SHORT);
+    ensure(!r.ok() && r.stderr.contains("want [local:]remote"), || {
+        format!("{r:?}")
+    })
 }
 
 fn completion_scripts_cover_every_command() -> TestResult {
@@ -418,9 +412,10 @@ fn lifecycle(b: &Berthd, registry: &Registry) -> TestResult {
     ensure(r.code == Some(7) && r.stderr.contains("bad"), || {
         format!("{r:?}")
     })?;
-    // exec without -i/-t falls back to ExecSync
+    // exec without -s streams, as crictl's does
     let out = ctl(b, &["exec", &ctr_id, "sh", "-c", "echo plain"])?;
     ensure(out == "plain\n", || format!("line {}: {:?}", line!(), out))?;
+    streaming(b, &image, tmp.path(), &ctr_id)?;
 
     // logs: stdout and stderr split, --tail, --timestamps, --since
     ensure(
@@ -620,6 +615,253 @@ fn lifecycle(b: &Berthd, registry: &Registry) -> TestResult {
         format!("line {}: {:?}", line!(), out)
     })?;
     Ok(())
+}
+
+/// Runs berthctl against `b` with `input` on its stdin.
+fn ctl_with_stdin(b: &Berthd, args: &[&str], input: &[u8]) -> Result<Ran, Failed> {
+    let mut child = Command::new(BERTHCTL)
+        .args(["--config", "/nonexistent/crictl.yaml", "-r", &b.endpoint()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child.stdin.take().unwrap().write_all(input)?;
+    let out = child.wait_with_output()?;
+    Ok(Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// Reads `r` on a thread into a shared string.
+fn collect(mut r: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let out = Arc::new(Mutex::new(String::new()));
+    let sink = out.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    out
+}
+
+/// exec -i -t (through a pty), exec -i, attach and port-forward over berthd's streaming
+/// server.
+fn streaming(b: &Berthd, image: &str, tmp: &Path, ctr_id: &str) -> TestResult {
+    let ep = b.endpoint();
+
+    // exec -it: a shell on a terminal; its exit code is berthctl's
+    let pty = nix::pty::openpty(
+        Some(&nix::pty::Winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        }),
+        None,
+    )?;
+    let slave = pty.slave;
+    // Kept open to read the terminal's modes after berthctl has gone.
+    let ours = slave.try_clone()?;
+    let mut child = Command::new(BERTHCTL)
+        .args(["--config", "/nonexistent/crictl.yaml", "-r", &ep])
+        .args(["exec", "-it", ctr_id, "sh"])
+        .stdin(Stdio::from(slave.try_clone()?))
+        .stdout(Stdio::from(slave.try_clone()?))
+        .stderr(Stdio::from(slave))
+        .spawn()?;
+    let mut master = std::fs::File::from(pty.master);
+    let seen = collect(master.try_clone()?);
+    std::thread::sleep(Duration::from_millis(500));
+    master.write_all(b"echo hi-$((1+2)); exit 7\r")?;
+    let exited = eventually(SHORT, || child.try_wait().ok().flatten().is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    let status = child.wait()?;
+    std::thread::sleep(Duration::from_millis(200));
+    let out = seen.lock().unwrap().clone();
+    ensure(
+        exited && status.code() == Some(7) && out.contains("hi-3"),
+        || format!("exec -it: exited {exited} {status:?} {out:?}"),
+    )?;
+    let modes = nix::sys::termios::tcgetattr(&ours)?.local_flags;
+    use nix::sys::termios::LocalFlags;
+    ensure(
+        modes.contains(LocalFlags::ICANON | LocalFlags::ECHO),
+        || format!("terminal left raw: {modes:?}"),
+    )?;
+    drop(ours);
+
+    // streaming exec keeps stdout and stderr apart and passes the exit code on
+    let r = berthctl(
+        &[
+            "-r",
+            &ep,
+            "exec",
+            ctr_id,
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+        &[],
+        SHORT,
+    );
+    ensure(
+        r.code == Some(3) && r.stdout == "out\n" && r.stderr == "err\n",
+        || format!("exec: {r:?}"),
+    )?;
+    let r = berthctl(&["-r", &ep, "exec", ctr_id, "no-such-command"], &[], SHORT);
+    ensure(
+        r.code == Some(1) && r.stderr.contains("no-such-command"),
+        || format!("exec missing command: {r:?}"),
+    )?;
+    let r = berthctl(&["-r", &ep, "exec", "-s", "-i", ctr_id, "sh"], &[], SHORT);
+    ensure(
+        !r.ok() && r.stderr.contains("-s runs through ExecSync"),
+        || format!("exec -s -i: {r:?}"),
+    )?;
+
+    // exec -i: piped stdin reaches the command and ends it
+    let r = ctl_with_stdin(
+        b,
+        &["exec", "-i", ctr_id, "busybox", "cat"],
+        b"through-cat\n",
+    )?;
+    ensure(r.ok() && r.stdout == "through-cat\n", || {
+        format!("exec -i: {r:?}")
+    })?;
+
+    // a pod with a container reading its stdin, and an httpd
+    let pod_file = write_json(
+        tmp,
+        "stream-pod.json",
+        &json!({
+            "metadata": {"name": "ctl-stream", "namespace": "ctl-e2e", "uid": "ctl-stream-uid", "attempt": 0},
+            "log_directory": tmp.join("logs").join("ctl-stream"),
+            "linux": {}
+        }),
+    );
+    let pod = ctl(b, &["runp", &pod_file])?.trim().to_string();
+    let result = (|| -> TestResult {
+        let reader = write_json(
+            tmp,
+            "reader.json",
+            &json!({
+                "metadata": {"name": "reader"}, "image": {"image": image},
+                "command": ["/bin/sh", "-c", "while read l; do echo got-$l; done"],
+                "stdin": true, "log_path": "reader.log", "linux": {}
+            }),
+        );
+        let reader = ctl(b, &["create", &pod, &reader, &pod_file])?
+            .trim()
+            .to_string();
+        ctl(b, &["start", &reader])?;
+        let mut attach = Command::new(BERTHCTL)
+            .args(["--config", "/nonexistent/crictl.yaml", "-r", &ep])
+            .args(["attach", "-i", &reader])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let seen = collect(attach.stdout.take().unwrap());
+        let mut input = attach.stdin.take().unwrap();
+        let got = eventually(SHORT, || {
+            let _ = input.write_all(b"ping\n");
+            std::thread::sleep(Duration::from_millis(300));
+            seen.lock().unwrap().contains("got-ping")
+        });
+        let _ = attach.kill();
+        let _ = attach.wait();
+        ensure(got, || format!("attach: {:?}", seen.lock().unwrap()))?;
+
+        let httpd = write_json(
+            tmp,
+            "httpd.json",
+            &json!({
+                "metadata": {"name": "httpd"}, "image": {"image": image},
+                "command": ["/bin/sh", "-c", "mkdir /www && echo forwarded-page > /www/index.html && exec busybox httpd -f -p 127.0.0.1:8080 -h /www"],
+                "log_path": "httpd.log", "linux": {}
+            }),
+        );
+        let httpd = ctl(b, &["create", &pod, &httpd, &pod_file])?
+            .trim()
+            .to_string();
+        ctl(b, &["start", &httpd])?;
+        let pf = Background::spawn(&["-r", &ep, "port-forward", &pod, "0:8080"]);
+        let mut port = None;
+        eventually(SHORT, || {
+            port = pf
+                .output()
+                .lines()
+                .find_map(|l| l.strip_prefix("Forwarding from 127.0.0.1:"))
+                .and_then(|l| l.split_once(" -> 8080"))
+                .and_then(|(p, _)| p.parse::<u16>().ok());
+            port.is_some()
+        });
+        let port = port.ok_or_else(|| format!("port-forward: {:?}", pf.output()))?;
+        let mut page = String::new();
+        let fetched = eventually(SHORT, || {
+            page.clear();
+            let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                return false;
+            };
+            let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = c.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+            let _ = c.read_to_string(&mut page);
+            page.starts_with("HTTP/1.") && page.contains("forwarded-page")
+        });
+        ensure(fetched, || format!("port-forward GET: {page:?}"))?;
+        drop(pf);
+
+        // nothing listening on the remote port: that connection closes, the error is shown
+        let mut pf = Command::new(BERTHCTL)
+            .args(["--config", "/nonexistent/crictl.yaml", "-r", &ep])
+            .args(["port-forward", &pod, "0:9"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let out = collect(pf.stdout.take().unwrap());
+        let err = collect(pf.stderr.take().unwrap());
+        let mut port = None;
+        eventually(SHORT, || {
+            port = out
+                .lock()
+                .unwrap()
+                .lines()
+                .find_map(|l| l.strip_prefix("Forwarding from 127.0.0.1:"))
+                .and_then(|l| l.split_once(" -> 9"))
+                .and_then(|(p, _)| p.parse::<u16>().ok());
+            port.is_some()
+        });
+        let mut got = Vec::new();
+        if let Some(port) = port {
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            c.set_read_timeout(Some(SHORT))?;
+            let _ = c.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let _ = c.read_to_end(&mut got);
+        }
+        let reported = eventually(SHORT, || err.lock().unwrap().contains("port-forward"));
+        let _ = pf.kill();
+        let _ = pf.wait();
+        ensure(port.is_some() && got.is_empty() && reported, || {
+            format!(
+                "port-forward to a closed port: {port:?} {got:?} {:?}",
+                err.lock().unwrap()
+            )
+        })
+    })();
+    ctl(b, &["rmp", "-f", &pod])?;
+    result
 }
 
 fn same_as_crictl(b: &Berthd, crictl: &Path, ctr: &str, pod: &str, image: &str) -> TestResult {
@@ -916,8 +1158,8 @@ fn main() {
             completion_scripts_cover_every_command,
         ),
         Trial::test(
-            "streaming_commands_say_they_are_unsupported",
-            streaming_commands_say_they_are_unsupported,
+            "streaming_commands_name_bad_ports",
+            streaming_commands_name_bad_ports,
         ),
     ];
     type TestFn = fn() -> TestResult;

@@ -2,7 +2,9 @@
 //! itself): the HTTP upgrade, SPDY/3.1 over berthd's own frame and header codec, and the
 //! WebSocket channel protocol. They speak what the kubelet and crictl speak, so they work
 //! against any CRI runtime's streaming server (containerd's included: the exec benchmark,
-//! hack/bench/exec, drives both). Minimal by design: no flow control, everything buffered.
+//! hack/bench/exec, drives both), and berthctl uses the SPDY halves ([`spdy_split`]) for its
+//! interactive exec, attach and port-forward. Minimal by design: no flow control; the
+//! test client buffers everything.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -204,6 +206,166 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SpdyClient<S> {
     }
 }
 
+/// One thing the server did, as [`SpdyReader::next_event`] reports it.
+#[derive(Debug, PartialEq)]
+pub enum Event {
+    /// The server accepted a stream the client opened.
+    Replied {
+        stream: u32,
+    },
+    Data {
+        stream: u32,
+        bytes: Vec<u8>,
+    },
+    /// The server closed its half of a stream.
+    Closed {
+        stream: u32,
+    },
+    Reset {
+        stream: u32,
+    },
+    Ping {
+        id: u32,
+    },
+    GoAway,
+}
+
+/// The reading half of a SPDY connection, for interactive clients: one event at a time,
+/// so that the writing half can be driven elsewhere.
+pub struct SpdyReader<R> {
+    r: R,
+    dec: Decoder,
+    pending: Option<Event>,
+}
+
+impl<R: AsyncRead + Unpin> SpdyReader<R> {
+    pub fn new(r: R) -> SpdyReader<R> {
+        SpdyReader {
+            r,
+            dec: Decoder::new(),
+            pending: None,
+        }
+    }
+
+    /// The next event; `None` once the connection has ended. Not cancel safe: run it in its
+    /// own task when it has to race with other work.
+    pub async fn next_event(&mut self) -> std::io::Result<Option<Event>> {
+        if let Some(e) = self.pending.take() {
+            return Ok(Some(e));
+        }
+        loop {
+            let f = match Frame::read(&mut self.r).await {
+                Ok(Some(f)) => f,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            };
+            return Ok(Some(match f {
+                Frame::SynReply {
+                    stream_id, headers, ..
+                } => {
+                    self.dec
+                        .decode(&headers)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    Event::Replied { stream: stream_id }
+                }
+                Frame::Data {
+                    stream_id,
+                    flags,
+                    data,
+                } => {
+                    let fin = flags & FLAG_FIN != 0;
+                    if fin && data.is_empty() {
+                        Event::Closed { stream: stream_id }
+                    } else {
+                        if fin {
+                            self.pending = Some(Event::Closed { stream: stream_id });
+                        }
+                        Event::Data {
+                            stream: stream_id,
+                            bytes: data,
+                        }
+                    }
+                }
+                Frame::RstStream { stream_id, .. } => Event::Reset { stream: stream_id },
+                Frame::Ping { id } => Event::Ping { id },
+                Frame::GoAway { .. } => Event::GoAway,
+                _ => continue,
+            }));
+        }
+    }
+}
+
+/// The writing half of a SPDY connection: opens streams, sends data, closes them.
+pub struct SpdyWriter<W> {
+    w: W,
+    enc: Encoder,
+    next_id: u32,
+}
+
+impl<W: AsyncWrite + Unpin> SpdyWriter<W> {
+    pub fn new(w: W) -> SpdyWriter<W> {
+        SpdyWriter {
+            w,
+            enc: Encoder::new(),
+            next_id: 1,
+        }
+    }
+
+    /// The id the next [`open`](Self::open) will use, so that a reader can expect it.
+    pub fn next_id(&self) -> u32 {
+        self.next_id
+    }
+
+    async fn write(&mut self, f: Frame) -> std::io::Result<()> {
+        self.w.write_all(&f.encode()).await
+    }
+
+    /// Opens a stream with these headers; returns its id.
+    pub async fn open(&mut self, headers: &[(&str, &str)]) -> std::io::Result<u32> {
+        let id = self.next_id;
+        self.next_id += 2;
+        let headers = self.enc.encode(headers);
+        self.write(Frame::SynStream {
+            stream_id: id,
+            associated_id: 0,
+            priority: 0,
+            flags: 0,
+            headers,
+        })
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn send(&mut self, id: u32, data: &[u8]) -> std::io::Result<()> {
+        self.write(Frame::Data {
+            stream_id: id,
+            flags: 0,
+            data: data.to_vec(),
+        })
+        .await
+    }
+
+    /// Closes the client's half of a stream.
+    pub async fn close(&mut self, id: u32) -> std::io::Result<()> {
+        self.write(Frame::Data {
+            stream_id: id,
+            flags: FLAG_FIN,
+            data: Vec::new(),
+        })
+        .await
+    }
+
+    pub async fn ping(&mut self, id: u32) -> std::io::Result<()> {
+        self.write(Frame::Ping { id }).await
+    }
+}
+
+/// Splits an upgraded connection into its SPDY reading and writing halves.
+pub fn spdy_split(stream: TcpStream) -> (SpdyReader<OwnedReadHalf>, SpdyWriter<OwnedWriteHalf>) {
+    let (r, w) = stream.into_split();
+    (SpdyReader::new(r), SpdyWriter::new(w))
+}
+
 /// A WebSocket channel-protocol client (masked frames, binary channel messages).
 pub struct WsClient {
     reader: MessageReader<OwnedReadHalf>,
@@ -277,5 +439,103 @@ impl WsClient {
             }
         }
         Ok(pong)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reader_reports_each_frame_as_an_event() {
+        let (mut w, theirs) = tokio::io::duplex(4096);
+        let mut reader = SpdyReader::new(theirs);
+        let frames = [
+            Frame::Data {
+                stream_id: 3,
+                flags: 0,
+                data: b"out".to_vec(),
+            },
+            Frame::Data {
+                stream_id: 3,
+                flags: FLAG_FIN,
+                data: b"last".to_vec(),
+            },
+            Frame::Data {
+                stream_id: 1,
+                flags: FLAG_FIN,
+                data: Vec::new(),
+            },
+            Frame::RstStream {
+                stream_id: 5,
+                status: 1,
+            },
+            Frame::Ping { id: 2 },
+            Frame::GoAway {
+                last_good_stream_id: 5,
+                status: 0,
+            },
+        ];
+        for f in &frames {
+            w.write_all(&f.encode()).await.unwrap();
+        }
+        drop(w);
+        let mut events = Vec::new();
+        while let Some(e) = reader.next_event().await.unwrap() {
+            events.push(e);
+        }
+        assert_eq!(
+            events,
+            [
+                Event::Data {
+                    stream: 3,
+                    bytes: b"out".to_vec()
+                },
+                Event::Data {
+                    stream: 3,
+                    bytes: b"last".to_vec()
+                },
+                Event::Closed { stream: 3 },
+                Event::Closed { stream: 1 },
+                Event::Reset { stream: 5 },
+                Event::Ping { id: 2 },
+                Event::GoAway,
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn writer_numbers_streams_odd_and_says_which_comes_next() {
+        let (a, b) = tokio::io::duplex(4096);
+        let mut w = SpdyWriter::new(a);
+        assert_eq!(w.next_id(), 1);
+        assert_eq!(w.open(&[("streamType", "error")]).await.unwrap(), 1);
+        assert_eq!(w.next_id(), 3);
+        assert_eq!(w.open(&[("streamType", "data")]).await.unwrap(), 3);
+        w.send(3, b"x").await.unwrap();
+        w.close(3).await.unwrap();
+        drop(w);
+        let mut b = b;
+        let mut kinds = Vec::new();
+        while let Some(f) = Frame::read(&mut b).await.unwrap() {
+            kinds.push(match f {
+                Frame::SynStream { stream_id, .. } => format!("syn {stream_id}"),
+                Frame::Data {
+                    stream_id,
+                    flags,
+                    data,
+                } => format!("data {stream_id} {flags} {}", data.len()),
+                _ => "other".into(),
+            });
+        }
+        assert_eq!(
+            kinds,
+            [
+                "syn 1",
+                "syn 3",
+                "data 3 0 1",
+                &format!("data 3 {FLAG_FIN} 0")
+            ]
+        );
     }
 }

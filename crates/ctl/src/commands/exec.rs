@@ -1,15 +1,16 @@
-//! `exec`: run a command in a running container. `-s` (and plain non-interactive use)
-//! goes through ExecSync; `-i`/`-t` need the runtime's streaming server, which this
-//! berthctl does not speak yet.
+//! `exec`: run a command in a running container. As with crictl, it goes through Exec and
+//! the runtime's streaming server (SPDY) unless `-s` asks for ExecSync; `-i` sends local
+//! stdin, `-t` allocates a terminal (the local one is put in raw mode and its size follows).
 
 use std::io::Write;
 use std::time::Duration;
 
-use berth_api::runtime::v1::ExecSyncRequest;
+use berth_api::runtime::v1::{ExecRequest, ExecSyncRequest};
 
 use crate::client::Ctx;
 use crate::commands::resolve_containers;
 use crate::error::Error;
+use crate::stream::{Streams, remotecommand};
 
 #[derive(Debug, clap::Args)]
 #[command(trailing_var_arg = true)]
@@ -17,10 +18,10 @@ pub struct Args {
     /// Run synchronously through ExecSync
     #[arg(short, long)]
     sync: bool,
-    /// Keep stdin open (needs the streaming server)
+    /// Send local stdin to the command
     #[arg(short, long)]
     interactive: bool,
-    /// Allocate a terminal (needs the streaming server)
+    /// Allocate a terminal
     #[arg(short, long)]
     tty: bool,
     /// Seconds to let the command run (0: no limit)
@@ -34,16 +35,40 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), Error> {
-    if !args.sync && (args.interactive || args.tty) {
-        return Err(Error::Unsupported {
-            what: "exec -i/-t",
-            why: "interactive exec needs the SPDY streaming client; use exec -s for a command without input",
-        });
+    if args.sync && (args.interactive || args.tty) {
+        return Err(Error::Usage(
+            "exec: -s runs through ExecSync, which has no stdin or terminal; drop -i/-t or -s"
+                .into(),
+        ));
     }
     let id = resolve_containers(ctx, std::slice::from_ref(&args.id))
         .await?
         .remove(0);
     let mut rt = ctx.runtime().await?;
+    if !args.sync {
+        let url = ctx
+            .call(
+                "Exec",
+                rt.exec(ExecRequest {
+                    container_id: id,
+                    cmd: args.cmd,
+                    tty: args.tty,
+                    stdin: args.interactive,
+                    stdout: true,
+                    stderr: !args.tty,
+                }),
+            )
+            .await?
+            .url;
+        return remotecommand(
+            &url,
+            Streams {
+                stdin: args.interactive,
+                tty: args.tty,
+            },
+        )
+        .await;
+    }
     let limit = (args.timeout > 0).then(|| {
         Duration::from_secs(args.timeout as u64) + ctx.cfg.timeout + Duration::from_secs(5)
     });
