@@ -93,9 +93,6 @@ impl Sandboxes {
     /// directly. Idempotent.
     pub(crate) async fn delete_shim(&self, id: &str) -> Result<()> {
         let dir = self.shim_dir(id);
-        let shim_pid = std::fs::read_to_string(dir.join("shim.pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok());
         let via_shim = match self.shim(id).await {
             Ok(mut c) => c.delete(true).await.map_err(Error::from),
             Err(e) => Err(e),
@@ -117,26 +114,20 @@ impl Sandboxes {
                 warn!(id, stderr = %stderr.trim(), "runtime delete failed");
             }
         }
-        // The shim answers before it has finished: it may still record the container's
-        // exit in its directory. Wait for it to go before removing the directory.
-        if let Some(pid) = shim_pid {
-            let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            while proc.exists() && !is_zombie(&proc) && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+        // The shim answers before it has finished: it may still be recording the
+        // container's exit in its directory while this removes it. A file appearing
+        // mid-removal makes it fail (not empty): try again. Once the directory is gone a
+        // late write fails in the shim, harmlessly.
+        let mut tries = 0;
+        loop {
+            match crate::remove_dir(&dir) {
+                Ok(()) => return Ok(()),
+                Err(_) if tries < 20 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(e) => return Err(e),
             }
         }
-        crate::remove_dir(&dir)
     }
-}
-
-/// A process that has exited and waits for its parent to reap it.
-fn is_zombie(proc: &std::path::Path) -> bool {
-    std::fs::read_to_string(proc.join("stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
 }
