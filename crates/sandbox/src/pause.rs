@@ -14,12 +14,20 @@ pub const BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-pause"
 /// Path of the binary inside the infra rootfs; the infra process's argv[0].
 pub const PATH_IN_ROOTFS: &str = "/pause";
 
+/// Fingerprint of [`BINARY`] (FNV-1a 64 and length), computed at build time.
+const FINGERPRINT: &str = env!("BERTH_PAUSE_FINGERPRINT");
+
 /// Writes the infra rootfs at `dir` (a directory with only `/pause` in it) unless it
-/// already holds this very binary; returns the rootfs path.
+/// already holds this very binary; returns the rootfs path. The check reads a
+/// fingerprint file beside the rootfs, not the binary: comparing bytes would page the
+/// embedded 1.2 MB into berthd's memory for good.
 pub fn install(dir: &Path) -> Result<PathBuf> {
     let rootfs = dir.join("rootfs");
     let target = rootfs.join("pause");
-    if fs::read(&target).is_ok_and(|b| b == BINARY) {
+    let stamp = dir.join("pause.fingerprint");
+    let same = fs::read_to_string(&stamp).is_ok_and(|f| f == FINGERPRINT)
+        && fs::metadata(&target).is_ok_and(|m| m.len() == BINARY.len() as u64);
+    if same {
         return Ok(rootfs);
     }
     fs::create_dir_all(&rootfs).map_err(Error::io("create", &rootfs))?;
@@ -30,6 +38,7 @@ pub fn install(dir: &Path) -> Result<PathBuf> {
         .and_then(|()| f.sync_all())
         .map_err(Error::io("write", &tmp))?;
     fs::rename(&tmp, &target).map_err(Error::io("rename", &target))?;
+    fs::write(&stamp, FINGERPRINT).map_err(Error::io("write", &stamp))?;
     Ok(rootfs)
 }
 
