@@ -102,6 +102,10 @@ impl Drop for Berthd {
 }
 
 fn spawn(dir: &Path, config: &str) -> Child {
+    spawn_with_env(dir, config, &[])
+}
+
+fn spawn_with_env(dir: &Path, config: &str, env: &[(&str, &Path)]) -> Child {
     let config_path = dir.join("config.toml");
     std::fs::write(&config_path, config).unwrap();
     let stderr = std::fs::File::create(dir.join("stderr")).unwrap();
@@ -115,6 +119,7 @@ fn spawn(dir: &Path, config: &str) -> Child {
         .arg("--state")
         .arg(dir.join("run"))
         .args(["--log-level", &log_level(config)])
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
@@ -470,6 +475,30 @@ fn stale_socket_is_replaced() {
         dir,
     };
     berthd.wait_ready();
+}
+
+/// berth.service is Type=notify: berthd sends READY=1 (and its pid) to $NOTIFY_SOCKET,
+/// and only once its socket accepts.
+#[test]
+fn readiness_is_notified_to_systemd_once_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify = dir.path().join("notify.sock");
+    let listener = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut child = spawn_with_env(dir.path(), "", &[("NOTIFY_SOCKET", notify.as_path())]);
+    let mut buf = [0u8; 256];
+    let n = listener.recv(&mut buf).expect("READY=1 within 20 s");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let serving = std::os::unix::net::UnixStream::connect(dir.path().join("run/berth.sock"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        msg.contains("READY=1\n") && msg.contains(&format!("MAINPID={}", child.id())),
+        "{msg:?}"
+    );
+    assert!(serving.is_ok(), "READY=1 came before the socket accepted");
 }
 
 #[test]
