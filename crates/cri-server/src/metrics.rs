@@ -137,10 +137,12 @@ impl Metrics {
             }
         }
 
-        let records = sandboxes.records();
+        // One copy of each list per scrape, counted per state.
+        let pods = sandboxes.records().pods();
+        let containers = sandboxes.records().containers();
         head(&mut out, "berth_pods", "gauge", "Pods, by state.");
         for (state, label) in [(PodState::Ready, "ready"), (PodState::NotReady, "notready")] {
-            let n = records.pods().iter().filter(|p| p.state == state).count();
+            let n = pods.iter().filter(|p| p.state == state).count();
             let _ = writeln!(out, "berth_pods{{state=\"{label}\"}} {n}");
         }
         head(
@@ -154,11 +156,7 @@ impl Metrics {
             (ContainerState::Running, "running"),
             (ContainerState::Exited, "exited"),
         ] {
-            let n = records
-                .containers()
-                .iter()
-                .filter(|c| c.state == state)
-                .count();
+            let n = containers.iter().filter(|c| c.state == state).count();
             let _ = writeln!(out, "berth_containers{{state=\"{label}\"}} {n}");
         }
         head(

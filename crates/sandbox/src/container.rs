@@ -489,7 +489,7 @@ fn to_exit(e: &ExitStatus) -> Exit {
             "OOMKilled",
             "the container's cgroup ran out of memory".to_string(),
         )
-    } else if e.pid == 0 && e.exit_code == 255 && e.finished_at.is_empty() {
+    } else if crate::shims::is_lost(e) {
         (
             "Unknown",
             "the container's exit status was lost".to_string(),
@@ -548,21 +548,9 @@ fn stop_signal(config: &ContainerConfig, image: Option<&str>) -> Result<i32> {
         .ok_or_else(|| Error::InvalidArgument(format!("unknown stop signal {name:?}")))
 }
 
-/// `SIGTERM`, `TERM` or `15`.
+/// `SIGTERM`, `TERM` or `15` (berth-oci's own parser, as `kill` reads it).
 pub(crate) fn parse_signal(s: &str) -> Option<i32> {
-    use std::str::FromStr;
-    if let Ok(n) = s.parse::<i32>() {
-        return (1..=64).contains(&n).then_some(n);
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    nix::sys::signal::Signal::from_str(&name)
-        .ok()
-        .map(|s| s as i32)
+    berth_executor::ops::kill::parse_signal(s).ok()
 }
 
 #[cfg(test)]

@@ -131,3 +131,9 @@ impl Sandboxes {
         }
     }
 }
+
+/// Whether `e` is [`Sandboxes::lost_exit`]'s stand-in for an exit nobody recorded (a
+/// real exit always has the pid and the time).
+pub(crate) fn is_lost(e: &ExitStatus) -> bool {
+    e.pid == 0 && e.finished_at.is_empty()
+}
