@@ -356,16 +356,6 @@ fn with_berthd_config(
     result
 }
 
-/// Removes the test's (by then empty) cgroup parent from every hierarchy.
-fn remove_cgroup_parent(parent: &str) {
-    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-        for h in rd.flatten() {
-            let _ = std::fs::remove_dir(h.path().join(parent.trim_start_matches('/')));
-        }
-    }
-    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(parent.trim_start_matches('/')));
-}
-
 fn pod_with_two_containers_shares_network_ipc_and_logs() -> TestResult {
     with_berthd("/berth-e2e-a", async |b, rt| {
         let image = pull(b).await?;

@@ -7,6 +7,8 @@
 //! a machine set up by hack/setup, so there a missing prerequisite is a defect, never a
 //! pass.
 
+pub mod node;
+
 use libtest_mimic::{Completion, Failed, Trial};
 
 /// A named test returning `Result`.

@@ -6,14 +6,14 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub use berth_test_support::node::*;
+
 pub const BERTHCTL: &str = env!("CARGO_BIN_EXE_berthctl");
-pub const CNI_BIN: &str = "/usr/lib/cni";
 
 /// A binary built beside berthctl (berthd, berth-shim, berth-oci).
 pub fn sibling(name: &str) -> PathBuf {
@@ -33,176 +33,7 @@ pub fn missing_prerequisite() -> Option<String> {
             ));
         }
     }
-    for tool in [
-        "/usr/bin/docker-registry",
-        "/usr/bin/skopeo",
-        "/bin/busybox",
-        "/usr/lib/cni/bridge",
-        "/usr/lib/cni/host-local",
-        "/usr/lib/cni/portmap",
-        "/usr/lib/cni/loopback",
-        "/usr/sbin/iptables",
-    ] {
-        if !Path::new(tool).exists() {
-            return Some(format!("{tool} missing: run hack/setup"));
-        }
-    }
-    None
-}
-
-/// A docker-registry on a free loopback port holding `test/busybox:1` and `test/pause:1`,
-/// killed on drop.
-pub struct Registry {
-    child: std::sync::Mutex<Child>,
-    pub addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    pub fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let yaml = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-            dir.path().join("data").display()
-        );
-        let config = dir.path().join("config.yml");
-        fs::write(&config, yaml).unwrap();
-        let log = fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let reg = Registry {
-            child: std::sync::Mutex::new(child),
-            addr,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !reg.answers() {
-            assert!(
-                Instant::now() < deadline,
-                "registry {} did not start",
-                reg.addr
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let layout = reg._dir.path().join("layout");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hack/images/build");
-        assert!(
-            Command::new(script)
-                .arg(&layout)
-                .status()
-                .unwrap()
-                .success()
-        );
-        for tag in ["busybox", "pause"] {
-            let st = Command::new("/usr/bin/skopeo")
-                .args([
-                    "--insecure-policy",
-                    "copy",
-                    "--quiet",
-                    "--dest-tls-verify=false",
-                ])
-                .arg(format!("oci:{}:{tag}", layout.display()))
-                .arg(format!("docker://{}/test/{tag}:1", reg.addr))
-                .stdin(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(st.success(), "skopeo push {tag}");
-        }
-        reg
-    }
-
-    fn answers(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(&self.addr) else {
-            return false;
-        };
-        let _ = write!(s, "GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr);
-        let mut out = String::new();
-        s.read_to_string(&mut out).is_ok() && out.starts_with("HTTP/1")
-    }
-
-    pub fn busybox(&self) -> String {
-        format!("{}/test/busybox:1", self.addr)
-    }
-}
-
-impl Registry {
-    /// Stops the registry (a shared one lives in a static, which is never dropped).
-    pub fn stop(&self) {
-        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A CNI bridge network (host-local IPAM in its own dir, portmap, loopback); the bridge
-/// device is deleted on drop.
-pub struct Network {
-    pub conf_dir: tempfile::TempDir,
-    pub bridge: String,
-}
-
-impl Network {
-    pub fn new(bridge: &str, third_octet: u8) -> Network {
-        let conf_dir = tempfile::tempdir().unwrap();
-        let subnet = format!("10.88.{third_octet}.0/24");
-        let gateway = format!("10.88.{third_octet}.1");
-        let conflist = serde_json::json!({
-            "cniVersion": "1.0.0",
-            "name": format!("berth-{bridge}"),
-            "plugins": [
-                {
-                    "type": "bridge",
-                    "bridge": bridge,
-                    "isGateway": true,
-                    "ipMasq": false,
-                    "hairpinMode": true,
-                    "ipam": {
-                        "type": "host-local",
-                        "dataDir": conf_dir.path().join("ipam"),
-                        "ranges": [[{"subnet": subnet, "gateway": gateway}]],
-                        "routes": [{"dst": "0.0.0.0/0"}]
-                    }
-                },
-                {"type": "portmap", "capabilities": {"portMappings": true}},
-                {"type": "loopback"}
-            ]
-        });
-        fs::write(
-            conf_dir.path().join("10-berth.conflist"),
-            conflist.to_string(),
-        )
-        .unwrap();
-        Network {
-            conf_dir,
-            bridge: bridge.to_string(),
-        }
-    }
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .stderr(Stdio::null())
-            .status();
-    }
+    tools_missing()
 }
 
 /// A running berthd with its own root, state dir and socket, killed on drop.
@@ -531,15 +362,4 @@ impl Drop for Background {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Removes a test's (by then empty) cgroup parent from every hierarchy, v1 and v2.
-pub fn remove_cgroup_parent(parent: &str) {
-    let rel = parent.trim_start_matches('/');
-    if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
-        for h in rd.flatten() {
-            let _ = fs::remove_dir(h.path().join(rel));
-        }
-    }
-    let _ = fs::remove_dir(Path::new("/sys/fs/cgroup").join(rel));
 }
